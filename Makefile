@@ -1,0 +1,37 @@
+# Two commands for a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+DEVICE ?= auto
+
+.PHONY: demo test test-all bench figures figures-full theory clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+## demo: quick figure set + theory report into figures/out/
+demo: $(STAMP)
+	$(PY) -m figures --preset quick --device $(DEVICE)
+	$(PY) -m theory --device $(DEVICE) --markdown figures/out/theory_report.md --json figures/out/theory_report.json
+
+## test: the CI suite (hypothesis `ci` profile, slow simulations deselected)
+test: $(STAMP)
+	$(PY) -m pytest -q -n 2 -m "not slow" --hypothesis-profile=ci
+
+## test-all: everything, slow simulations and the thorough hypothesis profile included
+test-all: $(STAMP)
+	$(PY) -m pytest -q -n 2 --hypothesis-profile=thorough
+
+## bench: speed and memory tables (CPU here, CUDA too when present)
+bench: $(STAMP)
+	for f in benchmarks/bench_*.py; do $(PY) $$f || exit 1; done
+
+figures-full: $(STAMP)
+	$(PY) -m figures --preset full --device $(DEVICE)
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

@@ -1,0 +1,1 @@
+"""Analytic claims about toy models, checked against simulation (see ``python -m theory``)."""

@@ -1,0 +1,112 @@
+"""Input checks shared by every config and generator.
+
+Each check raises ``ValueError`` naming the offending field and the allowed range, so a
+bad value fails at construction, before any work is done.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import torch
+
+
+def _is_nan(value: float) -> bool:
+    return isinstance(value, float) and math.isnan(value)
+
+
+def check_int(name: str, value: Any, lo: int = 1, hi: int | None = None) -> int:
+    """An integer in [lo, hi] (bools are rejected)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        else:
+            raise ValueError(f"{name} must be an integer in [{lo}, {hi if hi is not None else 'inf'}), got {value!r}")
+    if value < lo or (hi is not None and value > hi):
+        upper = f"{hi}]" if hi is not None else "inf)"
+        raise ValueError(f"{name} must be an integer in [{lo}, {upper}, got {value}")
+    return value
+
+
+def check_float(
+    name: str,
+    value: Any,
+    lo: float = -math.inf,
+    hi: float = math.inf,
+    *,
+    lo_open: bool = False,
+    hi_open: bool = False,
+) -> float:
+    """A finite (unless a bound is infinite) real number in the given interval."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a real number, got {value!r}") from None
+    rng = f"{'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}"
+    if math.isnan(value):
+        raise ValueError(f"{name} must be a number in {rng}, got NaN")
+    bad = value < lo or value > hi or (lo_open and value == lo) or (hi_open and value == hi)
+    if bad:
+        raise ValueError(f"{name} must be in {rng}, got {value}")
+    return value
+
+
+def check_positive(name: str, value: Any) -> float:
+    return check_float(name, value, 0.0, math.inf, lo_open=True, hi_open=True)
+
+
+def check_nonneg(name: str, value: Any) -> float:
+    return check_float(name, value, 0.0, math.inf, hi_open=True)
+
+
+def check_prob(name: str, value: Any) -> float:
+    return check_float(name, value, 0.0, 1.0)
+
+
+def check_choice(name: str, value: Any, choices: Iterable[str]) -> str:
+    choices = tuple(choices)
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
+    return value
+
+
+def check_tensor_range(
+    name: str, t: torch.Tensor, lo: float, hi: float, *, lo_open: bool = False
+) -> torch.Tensor:
+    """Every entry finite and within [lo, hi] (or (lo, hi] with ``lo_open``)."""
+    if torch.isnan(t).any():
+        raise ValueError(f"{name} must contain numbers in [{lo}, {hi}], found NaN")
+    bad = (t < lo) | (t > hi) | ((t == lo) if lo_open else torch.zeros_like(t, dtype=torch.bool))
+    if bad.any():
+        v = t[bad].flatten()[0].item()
+        rng = f"{'(' if lo_open else '['}{lo}, {hi}]"
+        raise ValueError(f"{name} must have every entry in {rng}, found {v}")
+    return t
+
+
+def as_instance_tensor(
+    name: str,
+    value: float | Sequence[float] | torch.Tensor,
+    n_instances: int,
+    n_features: int | None = None,
+    *,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """A scalar, per-instance (I,), or per-instance-and-feature (I, N) value as an (I, 1) or
+    (I, N) float tensor on the CPU."""
+    t = torch.as_tensor(value, dtype=torch.float64).detach().cpu()
+    if t.ndim == 0:
+        t = t.expand(n_instances).reshape(n_instances, 1)
+    elif t.ndim == 1:
+        if t.shape[0] != n_instances:
+            raise ValueError(f"{name} has {t.shape[0]} values but there are {n_instances} instances")
+        t = t.reshape(n_instances, 1)
+    elif t.ndim == 2:
+        if t.shape[0] != n_instances or (n_features is not None and t.shape[1] not in (1, n_features)):
+            raise ValueError(
+                f"{name} must be shaped (instances, features) = ({n_instances}, {n_features}), got {tuple(t.shape)}"
+            )
+    else:
+        raise ValueError(f"{name} must be a scalar, (instances,) or (instances, features); got shape {tuple(t.shape)}")
+    return t.to(dtype).contiguous()

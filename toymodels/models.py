@@ -1,0 +1,285 @@
+"""Toy models of superposition, batched over a leading instance axis.
+
+Shapes: I instances, B batch, N features, M hidden. ``W_IMN`` holds one (M, N) matrix per
+instance whose columns W_i are the feature directions (Elhage et al. 2022).
+
+- :class:`ReLUOutput`  x' = ReLU(WᵀW x + b)
+- :class:`Linear`      x' = WᵀW x + b
+- :class:`HiddenReLU`  x' = ReLU(Wᵀ ReLU(W x) + b)          (the "neuron" model)
+- :class:`ComputationModel`  y' = ReLU(W2 ReLU(W1 x) + b), target |x|, signed inputs
+
+Loss (Elhage et al. 2022, eq. 2): L = E_x Σ_i I_i (t_i − x'_i)², taken as the mean over batch
+and features per instance and summed over instances, so each instance trains independently
+under Adam (Adam is invariant to the scale of each parameter's gradient).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from ._validate import as_instance_tensor, check_choice, check_int, check_positive, check_tensor_range
+from .device import make_generator, resolve_device
+
+MODEL_KINDS = ("relu-output", "linear", "hidden-relu", "computation")
+
+
+@dataclass(frozen=True)
+class TMSConfig:
+    """Shape and importance of a batched toy model."""
+
+    n_features: int = 5
+    """N, the number of input features."""
+    d_hidden: int = 2
+    """M, the hidden width. At most N for ``relu-output`` and ``linear`` (wider shows no superposition)."""
+    n_instances: int = 1
+    """I, independent models trained side by side (a sweep or seed axis)."""
+    kind: str = "relu-output"
+    """One of relu-output, linear, hidden-relu, computation."""
+    importance_decay: float = 1.0
+    """Feature i has importance decay**i (Elhage et al. use 0.7 for n = 20, m = 5)."""
+
+    def __post_init__(self) -> None:
+        check_int("n_features", self.n_features, 1)
+        check_int("d_hidden", self.d_hidden, 1)
+        check_int("n_instances", self.n_instances, 1)
+        check_choice("kind", self.kind, MODEL_KINDS)
+        check_positive("importance_decay", self.importance_decay)
+        if self.kind in ("relu-output", "linear") and self.d_hidden > self.n_features:
+            raise ValueError(
+                f"d_hidden must be in [1, n_features = {self.n_features}] for kind {self.kind!r} "
+                f"(a hidden layer wider than the input has no reason to superpose); got {self.d_hidden}"
+            )
+
+
+def importance_vector(n_features: int, decay: float) -> torch.Tensor:
+    """I_i = decay**i, shape (N,)."""
+    return decay ** torch.arange(n_features, dtype=torch.float32)
+
+
+class ToyModel(nn.Module):
+    """Common machinery: importance-weighted loss, instance subsets, specs."""
+
+    kind: ClassVar[str]
+    family: ClassVar[str] = "tms"
+    activation_width: int  # floats per sample per instance, for the memory estimate
+
+    def __init__(
+        self,
+        config: TMSConfig,
+        *,
+        importance: Any = None,
+        seed: int = 0,
+        device: str | torch.device = "cpu",
+    ) -> None:
+        super().__init__()
+        if config.kind != self.kind:
+            config = TMSConfig(**{**asdict(config), "kind": self.kind})
+        self.config = config
+        self.seed = check_int("seed", seed, 0)
+        self.device_ = resolve_device(device)
+        n, i = config.n_features, config.n_instances
+        if importance is None:
+            imp = importance_vector(n, config.importance_decay)[None, :]
+        else:
+            imp = as_instance_tensor("importance", importance, i, n)
+            if imp.shape[-1] == 1:
+                imp = imp.expand(i, n).contiguous()
+            check_tensor_range("importance", imp, 0.0, math.inf)
+        self.register_buffer("importance", imp.to(self.device_))  # (1 or I, N)
+        self._gen = make_generator(self.seed, self.device_)
+
+    # ------------------------------------------------------------------ shapes
+    @property
+    def n_instances(self) -> int:
+        return self.config.n_instances
+
+    @property
+    def n_features(self) -> int:
+        return self.config.n_features
+
+    @property
+    def d_hidden(self) -> int:
+        return self.config.d_hidden
+
+    def _init_weight(self, *shape: int) -> nn.Parameter:
+        """Xavier-normal per (M, N) matrix: std = sqrt(2 / (fan_in + fan_out))."""
+        std = math.sqrt(2.0 / (shape[-1] + shape[-2]))
+        w = torch.randn(*shape, generator=self._gen, device=self.device_) * std
+        return nn.Parameter(w)
+
+    # ------------------------------------------------------------------ maths
+    def target(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    def hidden(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @property
+    def W(self) -> torch.Tensor:
+        """The (I, M, N) matrix whose columns are the feature directions."""
+        raise NotImplementedError  # pragma: no cover
+
+    def feature_directions(self) -> torch.Tensor:
+        """(I, N, M): feature i's hidden-space direction W_i."""
+        return self.W.transpose(1, 2)
+
+    def loss(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-instance loss (I,): mean over batch and features of I_i (t_i − x'_i)²."""
+        err = self.target(x) - self(x)
+        return (self.importance[:, None, :] * err.square()).mean(dim=(1, 2))
+
+    def loss_and_grad(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-instance loss (I,), with ``.grad`` of every parameter filled in (autograd)."""
+        loss = self.loss(x)
+        loss.sum().backward()
+        return loss.detach()
+
+    # ------------------------------------------------------------------ bookkeeping
+    def spec(self) -> dict[str, Any]:
+        return {"family": "tms", **asdict(self.config), "seed": self.seed}
+
+    def subset(self, index: Any) -> "ToyModel":
+        """A new model holding the chosen instances (weights copied)."""
+        idx = torch.arange(self.n_instances)[index]
+        cfg = TMSConfig(**{**asdict(self.config), "n_instances": len(idx)})
+        imp = self.importance if self.importance.shape[0] == 1 else self.importance[idx.to(self.device_)]
+        new = type(self)(cfg, importance=imp.cpu(), seed=self.seed, device=self.device_)
+        with torch.no_grad():
+            for (name, p), q in zip(self.named_parameters(), new.parameters()):
+                q.copy_(p[idx.to(p.device)])
+        return new
+
+    @torch.no_grad()
+    def load_instances(self, index: Any, other: "ToyModel") -> None:
+        """Copy ``other``'s weights into instances ``index`` of this model."""
+        idx = torch.arange(self.n_instances)[index].to(self.device_)
+        for p, q in zip(self.parameters(), other.parameters()):
+            p[idx] = q.to(p.device)
+
+
+class ReLUOutput(ToyModel):
+    """x' = ReLU(WᵀW x + b), W (I, M, N), b (I, N). Elhage et al. 2022, section 2."""
+
+    kind = "relu-output"
+    _relu: ClassVar[bool] = True
+
+    def __init__(self, config: TMSConfig, **kw: Any) -> None:
+        super().__init__(config, **kw)
+        i, m, n = config.n_instances, config.d_hidden, config.n_features
+        self.W_IMN = self._init_weight(i, m, n)
+        self.b_IN = nn.Parameter(torch.zeros(i, n, device=self.device_))
+        self.activation_width = 3 * n + m
+
+    @property
+    def W(self) -> torch.Tensor:
+        return self.W_IMN
+
+    def hidden(self, x_IBN: torch.Tensor) -> torch.Tensor:
+        return torch.matmul(x_IBN, self.W_IMN.transpose(1, 2))  # (I, B, M)
+
+    def forward(self, x_IBN: torch.Tensor) -> torch.Tensor:
+        z = torch.baddbmm(self.b_IN[:, None, :], self.hidden(x_IBN), self.W_IMN)
+        return torch.relu(z) if self._relu else z
+
+    @torch.no_grad()
+    def loss_and_grad(self, x_IBN: torch.Tensor) -> torch.Tensor:
+        """Loss and hand-derived gradients, no autograd graph (the hot path of TMS sweeps).
+
+        With h = x Wᵀ, z = h W + b, r = σ(z) − x and g = ∂L/∂z = (2/BN) I ⊙ r ⊙ σ'(z):
+        ∂L/∂b = Σ_B g,  ∂L/∂W = hᵀ g + (g Wᵀ)ᵀ x  (W enters twice).
+        """
+        W, b = self.W_IMN, self.b_IN
+        x = x_IBN
+        bsz, n = x.shape[1], x.shape[2]
+        h = torch.matmul(x, W.transpose(1, 2))  # (I, B, M)
+        z = torch.baddbmm(b[:, None, :], h, W)  # (I, B, N)
+        out = torch.relu(z) if self._relu else z
+        r = out.sub_(x) if self._relu else out - x
+        g = r * (self.importance[:, None, :] * (2.0 / (bsz * n)))  # (I, B, N)
+        loss = torch.einsum("ibn,ibn->i", g, r) * 0.5
+        if self._relu:
+            g = g.masked_fill_(z <= 0, 0.0)
+        gW = torch.bmm(h.transpose(1, 2), g)  # (I, M, N)
+        gW.baddbmm_(torch.bmm(g, W.transpose(1, 2)).transpose(1, 2), x.expand(W.shape[0], -1, -1))
+        W.grad = gW
+        b.grad = g.sum(dim=1)
+        return loss
+
+
+class Linear(ReLUOutput):
+    """x' = WᵀW x + b: with MSE it learns the top-M features, no superposition (seed 002)."""
+
+    kind = "linear"
+    _relu = False
+
+
+class HiddenReLU(ToyModel):
+    """x' = ReLU(Wᵀ ReLU(W x) + b): a privileged hidden basis (Elhage et al. 2022, section 9)."""
+
+    kind = "hidden-relu"
+
+    def __init__(self, config: TMSConfig, **kw: Any) -> None:
+        super().__init__(config, **kw)
+        i, m, n = config.n_instances, config.d_hidden, config.n_features
+        self.W_IMN = self._init_weight(i, m, n)
+        self.b_IN = nn.Parameter(torch.zeros(i, n, device=self.device_))
+        self.activation_width = 3 * n + 2 * m
+
+    @property
+    def W(self) -> torch.Tensor:
+        return self.W_IMN
+
+    def hidden(self, x_IBN: torch.Tensor) -> torch.Tensor:
+        return torch.relu(torch.matmul(x_IBN, self.W_IMN.transpose(1, 2)))
+
+    def forward(self, x_IBN: torch.Tensor) -> torch.Tensor:
+        return torch.relu(torch.baddbmm(self.b_IN[:, None, :], self.hidden(x_IBN), self.W_IMN))
+
+
+class ComputationModel(ToyModel):
+    """y' = ReLU(W2 ReLU(W1 x) + b) trained to compute |x| from signed inputs
+    (Elhage et al. 2022, section 10, "computation in superposition"). W1 (I, M, N) reads
+    features into M neurons, W2 (I, N, M) writes them back."""
+
+    kind = "computation"
+
+    def __init__(self, config: TMSConfig, **kw: Any) -> None:
+        super().__init__(config, **kw)
+        i, m, n = config.n_instances, config.d_hidden, config.n_features
+        self.W1_IMN = self._init_weight(i, m, n)
+        self.W2_INM = self._init_weight(i, n, m)
+        self.b_IN = nn.Parameter(torch.zeros(i, n, device=self.device_))
+        self.activation_width = 3 * n + 2 * m
+
+    @property
+    def W(self) -> torch.Tensor:
+        return self.W1_IMN
+
+    def target(self, x: torch.Tensor) -> torch.Tensor:
+        return x.abs()
+
+    def hidden(self, x_IBN: torch.Tensor) -> torch.Tensor:
+        return torch.relu(torch.matmul(x_IBN, self.W1_IMN.transpose(1, 2)))
+
+    def forward(self, x_IBN: torch.Tensor) -> torch.Tensor:
+        return torch.relu(torch.baddbmm(self.b_IN[:, None, :], self.hidden(x_IBN), self.W2_INM.transpose(1, 2)))
+
+
+MODELS: dict[str, type[ToyModel]] = {
+    cls.kind: cls for cls in (ReLUOutput, Linear, HiddenReLU, ComputationModel)
+}
+
+
+def build_model(config: TMSConfig, **kw: Any) -> ToyModel:
+    """The model class named by ``config.kind``."""
+    return MODELS[config.kind](config, **kw)
+
+
+def model_from_spec(spec: dict[str, Any], device: str | torch.device = "cpu") -> ToyModel:
+    """Rebuild an (untrained) model from :meth:`ToyModel.spec`; load weights separately."""
+    fields = {k: spec[k] for k in TMSConfig.__dataclass_fields__ if k in spec}
+    return build_model(TMSConfig(**fields), seed=spec.get("seed", 0), device=device)
