@@ -1,0 +1,1 @@
+"""One script per figure of the catalogue; ``python -m figures`` regenerates them."""

@@ -1,0 +1,2 @@
+"""Claims: erasure (being written)."""
+from .registry import claim  # noqa: F401

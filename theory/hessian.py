@@ -1,0 +1,2 @@
+"""Claims: hessian (being written)."""
+from .registry import claim  # noqa: F401

@@ -1,0 +1,2 @@
+"""Claims: interference (being written)."""
+from .registry import claim  # noqa: F401

@@ -1,0 +1,2 @@
+"""Claims: metrics (being written)."""
+from .registry import claim  # noqa: F401

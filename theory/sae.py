@@ -1,0 +1,2 @@
+"""Claims: sae (being written)."""
+from .registry import claim  # noqa: F401

@@ -1,0 +1,2 @@
+"""Claims: tms (being written)."""
+from .registry import claim  # noqa: F401
