@@ -103,6 +103,8 @@ def as_instance_tensor(
             raise ValueError(f"{name} has {t.shape[0]} values but there are {n_instances} instances")
         t = t.reshape(n_instances, 1)
     elif t.ndim == 2:
+        if t.shape[0] == 1 and n_instances > 1:  # one row shared by every instance
+            t = t.expand(n_instances, t.shape[1])
         if t.shape[0] != n_instances or (n_features is not None and t.shape[1] not in (1, n_features)):
             raise ValueError(
                 f"{name} must be shaped (instances, features) = ({n_instances}, {n_features}), got {tuple(t.shape)}"

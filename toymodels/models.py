@@ -86,10 +86,8 @@ class ToyModel(nn.Module):
             imp = importance_vector(n, config.importance_decay)[None, :]
         else:
             imp = as_instance_tensor("importance", importance, i, n)
-            if imp.shape[-1] == 1:
-                imp = imp.expand(i, n).contiguous()
             check_tensor_range("importance", imp, 0.0, math.inf)
-        self.register_buffer("importance", imp.to(self.device_))  # (1 or I, N)
+        self.register_buffer("importance", imp.expand(i, n).contiguous().to(self.device_))  # (I, N)
         self._gen = make_generator(self.seed, self.device_)
 
     # ------------------------------------------------------------------ shapes
@@ -146,7 +144,7 @@ class ToyModel(nn.Module):
         """A new model holding the chosen instances (weights copied)."""
         idx = torch.arange(self.n_instances)[index]
         cfg = TMSConfig(**{**asdict(self.config), "n_instances": len(idx)})
-        imp = self.importance if self.importance.shape[0] == 1 else self.importance[idx.to(self.device_)]
+        imp = self.importance[idx.to(self.device_)]
         new = type(self)(cfg, importance=imp.cpu(), seed=self.seed, device=self.device_)
         with torch.no_grad():
             for (name, p), q in zip(self.named_parameters(), new.parameters()):

@@ -59,6 +59,9 @@ class TrainConfig:
     """Fresh samples for the final per-instance loss."""
     max_instances_per_chunk: int | None = None
     """Train at most this many instances at once (default: as many as fit the device)."""
+    prefetch_elements: int = 1 << 20
+    """Sample the data of several steps in one call, up to this many floats (tiny models are
+    dominated by per-call overhead); 0 samples every step separately."""
     quiet: bool = False
     """No progress bar."""
 
@@ -78,6 +81,7 @@ class TrainConfig:
         check_int("log_every", self.log_every, 1)
         check_int("checkpoint_every", self.checkpoint_every, 0)
         check_int("eval_samples", self.eval_samples, 1)
+        check_int("prefetch_elements", self.prefetch_elements, 0)
         if self.max_instances_per_chunk is not None:
             check_int("max_instances_per_chunk", self.max_instances_per_chunk, 1)
 
@@ -202,6 +206,12 @@ def _check_finite(loss: torch.Tensor, step: int, lr: float, ckpt: Path | None, g
         )
 
 
+def prefetch_steps(source: Any, config: TrainConfig) -> int:
+    """How many steps of data one sampling call draws (blocks start at multiples of this)."""
+    per_step = source.n_instances * config.batch_size * source.dim
+    return max(1, min(config.steps, config.prefetch_elements // max(1, per_step)))
+
+
 def _train_chunk(
     model: torch.nn.Module,
     source: Any,
@@ -222,6 +232,11 @@ def _train_chunk(
         if hasattr(model, "load_extra_state"):
             model.load_extra_state(state.get("extra", {}))
         bar.update(step0)
+    # Data for steps [j·k, (j+1)·k) is drawn in one call at the block's start; a checkpoint
+    # stores the RNG state from before the block holding its next step, so resume redraws
+    # that block and skips into it, exactly as an uninterrupted run.
+    k = prefetch_steps(source, config)
+    block, block_idx, block_state = None, -1, source.get_state()
     before = getattr(model, "before_optimizer_step", None)
     after = getattr(model, "after_optimizer_step", None)
     dev = _device_of(model)
@@ -235,7 +250,13 @@ def _train_chunk(
             for g in opt.param_groups:
                 g["lr"] = lr
             lr_now = lr
-        x = source.sample(config.batch_size)
+        if step // k != block_idx:
+            block_idx = step // k
+            block_state = source.get_state()
+            n_steps = min(k, config.steps - block_idx * k)
+            block = source.sample(config.batch_size * n_steps)
+        off = (step - block_idx * k) * config.batch_size
+        x = block[:, off : off + config.batch_size] if k > 1 else block
         for p in params:
             p.grad = None
         loss = model.loss_and_grad(x)
@@ -259,7 +280,7 @@ def _train_chunk(
                 "step": done,
                 "model": model.state_dict(),
                 "optimizer": opt.state_dict(),
-                "rng": source.get_state(),
+                "rng": source.get_state() if done % k == 0 or done == config.steps else block_state,
                 "history": history,
             }
             if hasattr(model, "extra_state"):

@@ -1,0 +1,94 @@
+"""Toy-model training throughput: toymodels' trainer vs a plain einsum-batched reference.
+
+The reference is what a notebook writes: two ``rand`` calls and a ``where`` for the data,
+einsum forward, autograd, ``torch.optim.Adam``. Both train the same batched ReLU-output model
+(same shapes, batch, learning rate, feature probability) in one process, in alternating
+rounds; the table reports training steps per second (median of the rounds).
+
+Run: ``.venv/bin/python benchmarks/bench_tms.py`` (add ``--device cuda`` on a GPU machine).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import device_line, interleaved, table, timed  # noqa: E402
+
+from toymodels import SparseFeatures, TMSConfig, build_model  # noqa: E402
+from toymodels.train import TrainConfig, train  # noqa: E402
+from toymodels.device import resolve_device  # noqa: E402
+
+
+def reference_trainer(n_inst: int, n: int, m: int, p: float, batch: int, lr: float, device: torch.device):
+    """The plain baseline: returns a function running ``steps`` training steps."""
+    g = torch.Generator(device=device).manual_seed(0)
+    W = torch.nn.Parameter(torch.randn(n_inst, m, n, generator=g, device=device) * (2 / (m + n)) ** 0.5)
+    b = torch.nn.Parameter(torch.zeros(n_inst, n, device=device))
+    opt = torch.optim.Adam([W, b], lr=lr)
+    importance = torch.ones(n, device=device)
+
+    def run(steps: int) -> None:
+        for _ in range(steps):
+            mags = torch.rand(n_inst, batch, n, generator=g, device=device)
+            on = torch.rand(n_inst, batch, n, generator=g, device=device) < p
+            x = torch.where(on, mags, 0.0)
+            h = torch.einsum("ibn,imn->ibm", x, W)
+            out = torch.relu(torch.einsum("ibm,imn->ibn", h, W) + b[:, None, :])
+            loss = (importance * (x - out) ** 2).mean(dim=(1, 2)).sum()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+
+    return run
+
+
+def ours_trainer(n_inst: int, n: int, m: int, p: float, batch: int, lr: float, device: torch.device):
+    model = build_model(TMSConfig(n, m, n_inst), seed=0, device=device)
+    source = SparseFeatures(n, p, n_inst, seed=1, device=device)
+
+    def run(steps: int) -> None:
+        train(model, source, TrainConfig(steps=steps, batch_size=batch, lr=lr, quiet=True, eval_samples=1))
+
+    return run
+
+
+CASES = [  # (instances, features, hidden, feature probability)
+    (8, 5, 2, 0.05),
+    (8, 5, 2, 0.3),
+    (20, 200, 20, 0.05),
+    (20, 200, 20, 0.3),
+]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--batch-size", type=int, default=1024)
+    ap.add_argument("--rounds", type=int, default=3)
+    args = ap.parse_args()
+    device = resolve_device(args.device)
+    rows = []
+    for n_inst, n, m, p in CASES:
+        steps = args.steps if n < 100 else max(20, args.steps // 6)
+        ref = reference_trainer(n_inst, n, m, p, args.batch_size, 1e-3, device)
+        ours = ours_trainer(n_inst, n, m, p, args.batch_size, 1e-3, device)
+        ref(3), ours(3)  # warm-up (first-call kernel and allocator set-up)
+        t = interleaved(
+            {"ref": lambda: timed(lambda: ref(steps), device), "ours": lambda: timed(lambda: ours(steps), device)},
+            rounds=args.rounds,
+        )
+        rows.append([
+            f"{n_inst} x {n}->{m}", f"{p:g}", f"{steps / t['ours']:.0f}", f"{steps / t['ref']:.0f}",
+            f"{t['ref'] / t['ours']:.2f}x",
+        ])
+    print(f"TMS training throughput, batch {args.batch_size}, {device_line(device)}")
+    print(table(["instances x n->m", "p", "ours steps/s", "reference steps/s", "speed-up"], rows))
+
+
+if __name__ == "__main__":
+    main()

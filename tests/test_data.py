@@ -1,0 +1,178 @@
+"""Generators: statistics within sampling tolerance, determinism, validation, sparse cost."""
+import math
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from toymodels.data import GaussianMixture, ModelActivations, SparseFeatures, UnitCube
+from toymodels.models import TMSConfig, build_model
+
+
+def _rate_tol(p, n):
+    """Five binomial standard errors of a firing rate (p a float or a tensor)."""
+    return 5 * (torch.as_tensor(p) * (1 - torch.as_tensor(p)) / n).sqrt() + 1e-9
+
+
+@pytest.mark.parametrize("threshold", [0.0, 1.0])  # dense path, sparse (geometric skipping) path
+@pytest.mark.parametrize("magnitude, mean", [("uniform", 0.5), ("constant", 1.0), ("signed", 0.0)])
+def test_firing_rate_and_magnitudes(threshold, magnitude, mean):
+    p = torch.tensor([[0.02] * 10 + [0.3] * 10, [0.001] * 10 + [0.05] * 10])
+    s = SparseFeatures(20, p, 2, magnitude=magnitude, sparse_threshold=threshold, seed=3)
+    x = s.sample(40_000)
+    assert x.shape == (2, 40_000, 20)
+    rate = (x != 0).float().mean(1)
+    n = 40_000
+    assert ((rate - p).abs() <= _rate_tol(p, n)).all(), rate
+    vals = x[x != 0]
+    assert abs(vals.mean().item() - mean) < 0.02
+    if magnitude == "uniform":
+        assert vals.min() >= 0 and vals.max() <= 1 and abs(vals.var().item() - 1 / 12) < 0.01
+    if magnitude == "signed":
+        assert vals.min() >= -1 and vals.max() <= 1 and abs(vals.var().item() - 1 / 3) < 0.02
+
+
+def test_correlated_and_anticorrelated_groups():
+    s = SparseFeatures(8, 0.2, 1, correlated_groups=1, anticorrelated_groups=1, group_size=3, seed=0)
+    a = (s.sample(50_000)[0] != 0).float()
+    n = 50_000
+    # every feature still fires with probability p
+    assert ((a.mean(0) - 0.2).abs() < _rate_tol(0.2, n)).all()
+    # a correlated group fires together: all or none
+    assert torch.equal(a[:, 0], a[:, 1]) and torch.equal(a[:, 1], a[:, 2])
+    # an anticorrelated group: at most one fires, so pairwise co-firing is 0
+    assert (a[:, 3:6].sum(1) <= 1).all()
+    # independent features co-fire at p^2
+    assert abs((a[:, 6] * a[:, 7]).mean().item() - 0.04) < _rate_tol(0.04, n)
+
+
+def test_anticorrelated_groups_need_room():
+    with pytest.raises(ValueError, match="group_size must be <= 1"):
+        SparseFeatures(4, 0.6, anticorrelated_groups=1, group_size=2)
+    with pytest.raises(ValueError, match="need 6 features"):
+        SparseFeatures(5, 0.1, correlated_groups=3, group_size=2)
+
+
+def test_same_seed_same_batch_and_state_restore():
+    a, b = SparseFeatures(50, 0.01, 3, seed=7), SparseFeatures(50, 0.01, 3, seed=7)
+    assert torch.equal(a.sample(100), b.sample(100))
+    state = a.get_state()
+    first = a.sample(64)
+    a.set_state(state)
+    assert torch.equal(a.sample(64), first)
+    assert not torch.equal(SparseFeatures(50, 0.01, 3, seed=8).sample(100), b.sample(100))
+
+
+def test_embedding_is_unit_norm_and_sparse_matches_dense():
+    s = SparseFeatures(40, 0.02, 2, d_embed=8, seed=1)
+    assert s.directions.shape == (2, 40, 8) and s.dim == 8
+    assert torch.allclose(s.directions.norm(dim=-1), torch.ones(2, 40), atol=1e-6)
+    coo = s.sample_coo(500)
+    dense = coo.to_dense()
+    assert torch.allclose(coo.embed(s.directions), torch.bmm(dense, s.directions), atol=1e-5)
+    assert coo.nnz == int((dense != 0).sum())
+
+
+def test_sparse_sampling_cost_follows_active_features():
+    """100,000 features at p = 1e-4: the coordinate form holds ~10 entries per row, and is
+    built without touching the other 99,990 (no dense (B, N) tensor is formed)."""
+    s = SparseFeatures(100_000, 1e-4, 1, d_embed=16, seed=0)
+    coo = s.sample_coo(2048)
+    expected = 2048 * 100_000 * 1e-4
+    assert abs(coo.nnz - expected) < 5 * math.sqrt(expected)
+    assert s.sample(2048).shape == (1, 2048, 16)
+
+
+@given(
+    n=st.integers(1, 30),
+    n_inst=st.integers(1, 3),
+    p=st.floats(0.0, 1.0),
+    batch=st.integers(1, 50),
+    threshold=st.sampled_from([0.0, 1.0]),
+)
+def test_any_valid_setting_samples_a_valid_batch(n, n_inst, p, batch, threshold):
+    x = SparseFeatures(n, p, n_inst, sparse_threshold=threshold).sample(batch)
+    assert x.shape == (n_inst, batch, n)
+    assert torch.isfinite(x).all() and (x >= 0).all() and (x <= 1).all()
+    if p == 0:
+        assert (x == 0).all()
+
+
+@pytest.mark.parametrize(
+    "kw, message",
+    [
+        (dict(n_features=0), "n_features"),
+        (dict(n_features=5, feature_probability=-0.1), "feature_probability"),
+        (dict(n_features=5, feature_probability=1.5), "feature_probability"),
+        (dict(n_features=5, feature_probability=float("nan")), "feature_probability.*NaN"),
+        (dict(n_features=5, feature_probability=[0.1, 0.2], n_instances=3), "2 values but there are 3 instances"),
+        (dict(n_features=5, magnitude="gaussian"), "magnitude"),
+        (dict(n_features=5, d_embed=0), "d_embed"),
+        (dict(n_features=5, device="tpu"), "device"),
+        (dict(n_features=5, n_instances=0), "n_instances"),
+    ],
+)
+def test_sparse_features_validation(kw, message):
+    with pytest.raises(ValueError, match=message):
+        SparseFeatures(**kw)
+
+
+def test_batch_size_validated():
+    with pytest.raises(ValueError, match="batch_size"):
+        SparseFeatures(5).sample(0)
+
+
+def test_cuda_on_cpu_machine_is_a_clear_error():
+    if torch.cuda.is_available():
+        pytest.skip("CUDA present")
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        UnitCube(2, device="cuda")
+
+
+def test_gaussian_mixture_statistics():
+    means = torch.tensor([[0.0, 0.0], [5.0, 5.0], [-5.0, 5.0]])
+    g = GaussianMixture(3, 2, means=means, scales=[0.1, 0.2, 0.3], weights=[1, 2, 1], seed=0)
+    x, labels = g.sample_with_labels(60_000)
+    x, labels = x[0], labels[0]
+    freq = torch.bincount(labels, minlength=3).float() / 60_000
+    assert torch.allclose(freq, torch.tensor([0.25, 0.5, 0.25]), atol=0.01)
+    for k, sd in enumerate([0.1, 0.2, 0.3]):
+        xk = x[labels == k]
+        assert torch.allclose(xk.mean(0), means[k], atol=0.02)
+        assert torch.allclose(xk.std(0), torch.full((2,), sd), rtol=0.05)
+
+
+@pytest.mark.parametrize(
+    "kw, message",
+    [
+        (dict(n_components=0, dim=2), "n_components"),
+        (dict(n_components=2, dim=2, weights=[1, -1]), "weights"),
+        (dict(n_components=2, dim=2, scales=[-1.0, 1.0]), "scales"),
+        (dict(n_components=2, dim=2, means=[[0.0, float("nan")], [1.0, 1.0]]), "means"),
+        (dict(n_components=2, dim=2, means=[[0.0, 0.0]]), "means must be shaped"),
+    ],
+)
+def test_gaussian_mixture_validation(kw, message):
+    with pytest.raises(ValueError, match=message):
+        GaussianMixture(**kw)
+
+
+def test_unit_cube_is_uniform():
+    x = UnitCube(2, n_instances=2, seed=0).sample(50_000)
+    assert x.shape == (2, 50_000, 2) and x.min() >= 0 and x.max() < 1
+    assert torch.allclose(x.mean(1), torch.full((2, 2), 0.5), atol=0.01)
+    assert torch.allclose(x.var(1), torch.full((2, 2), 1 / 12), atol=0.005)
+
+
+def test_model_activations_are_the_hidden_layer():
+    model = build_model(TMSConfig(6, 3, 2), seed=0)
+    feats = SparseFeatures(6, 0.2, 1, seed=4)
+    src = ModelActivations(model, feats)
+    assert src.dim == 3 and src.n_instances == 2
+    h = src.sample(32)
+    feats2 = SparseFeatures(6, 0.2, 1, seed=4)
+    assert torch.allclose(h, model.hidden(feats2.sample(32)))
+    assert torch.equal(src.directions, model.W_IMN.transpose(1, 2))
+    with pytest.raises(ValueError, match="n_features"):
+        ModelActivations(model, SparseFeatures(7, 0.2))

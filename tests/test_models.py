@@ -1,0 +1,108 @@
+"""Toy models: the loss against a float64 reference, hand gradients, validation, subsets."""
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from toymodels.models import MODELS, TMSConfig, build_model, importance_vector
+
+
+def _reference_loss(model, x):
+    """E Σ_i I_i (t_i − x'_i)², written out from the paper in float64."""
+    m = model.double()
+    x = x.double()
+    W, b = m.W.double(), m.b_IN.double()
+    if model.kind == "computation":
+        out = torch.relu(torch.einsum("inm,imb->ibn", m.W2_INM, torch.relu(torch.einsum("imn,ibn->imb", W, x))) + b[:, None])
+        target = x.abs()
+    else:
+        h = torch.einsum("imn,ibn->ibm", W, x)
+        if model.kind == "hidden-relu":
+            h = torch.relu(h)
+        z = torch.einsum("ibm,imn->ibn", h, W) + b[:, None]
+        out = z if model.kind == "linear" else torch.relu(z)
+        target = x
+    imp = m.importance.double()[:, None, :]
+    return (imp * (target - out) ** 2).mean(dim=(1, 2))
+
+
+@pytest.mark.parametrize("kind", sorted(MODELS))
+def test_loss_matches_float64_reference(kind):
+    cfg = TMSConfig(7, 3, 4, kind=kind, importance_decay=0.8)
+    model = build_model(cfg, seed=2)
+    with torch.no_grad():
+        model.b_IN.uniform_(-0.3, 0.3)
+    x = torch.rand(4, 64, 7) * (torch.rand(4, 64, 7) < 0.4)
+    if kind == "computation":
+        x = 2 * x - 1
+    got = model.double().loss(x.double())
+    assert torch.allclose(got, _reference_loss(model, x), rtol=1e-12, atol=1e-14)
+
+
+@given(n=st.integers(2, 9), m=st.integers(1, 9), n_inst=st.integers(1, 3), shared=st.booleans(), seed=st.integers(0, 99))
+@pytest.mark.parametrize("kind", ["relu-output", "linear"])
+def test_hand_gradients_equal_autograd(kind, n, m, n_inst, shared, seed):
+    m = min(m, n)
+    model = build_model(TMSConfig(n, m, n_inst, kind=kind, importance_decay=0.9), seed=seed).double()
+    with torch.no_grad():
+        model.b_IN.uniform_(-0.2, 0.2)
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(1 if shared else n_inst, 16, n, generator=g, dtype=torch.float64)
+    loss = model.loss_and_grad(x.clone())
+    hand = [p.grad.clone() for p in model.parameters()]
+    assert all(h.grad_fn is None for h in hand), "the hand path must not build a graph"
+    for p in model.parameters():
+        p.grad = None
+    ref = model.loss(x)
+    ref.sum().backward()
+    assert torch.allclose(loss, ref.detach(), rtol=1e-12, atol=1e-15)
+    for h, p in zip(hand, model.parameters()):
+        assert torch.allclose(h, p.grad, rtol=1e-10, atol=1e-13)
+
+
+def test_importance_weights_the_loss():
+    assert torch.allclose(importance_vector(4, 0.5), torch.tensor([1, 0.5, 0.25, 0.125]))
+    model = build_model(TMSConfig(3, 1, 2), importance=[[1.0, 0.0, 0.0], [0.0, 0.0, 2.0]])
+    x = torch.zeros(2, 4, 3)
+    x[:, :, 0] = 1.0  # only feature 0 is on; instance 1 does not care about it
+    with torch.no_grad():
+        model.W_IMN.zero_()
+    loss = model.loss(x)
+    assert loss[0].item() == pytest.approx(1 / 3) and loss[1].item() == 0.0
+
+
+@pytest.mark.parametrize(
+    "kw, message",
+    [
+        (dict(n_features=0), "n_features"),
+        (dict(d_hidden=6, n_features=5), r"d_hidden must be in \[1, n_features = 5\]"),
+        (dict(kind="mlp"), "kind"),
+        (dict(importance_decay=0.0), "importance_decay"),
+        (dict(importance_decay=float("nan")), "importance_decay"),
+        (dict(n_instances=0), "n_instances"),
+    ],
+)
+def test_config_validation(kw, message):
+    with pytest.raises(ValueError, match=message):
+        TMSConfig(**kw)
+
+
+def test_wider_hidden_layer_allowed_where_it_matters_not():
+    assert TMSConfig(5, 8, kind="hidden-relu").d_hidden == 8
+    assert TMSConfig(5, 8, kind="computation").d_hidden == 8
+
+
+def test_subset_and_load_instances():
+    model = build_model(TMSConfig(5, 2, 4), seed=0)
+    sub = model.subset([3, 1])
+    assert sub.n_instances == 2 and torch.equal(sub.W_IMN, model.W_IMN[[3, 1]])
+    with torch.no_grad():
+        sub.W_IMN.add_(1.0)
+    model.load_instances([3, 1], sub)
+    assert torch.equal(model.W_IMN[[3, 1]], sub.W_IMN)
+
+
+def test_same_seed_same_init():
+    a, b = build_model(TMSConfig(10, 3, 2), seed=5), build_model(TMSConfig(10, 3, 2), seed=5)
+    assert torch.equal(a.W_IMN, b.W_IMN)
+    assert not torch.equal(a.W_IMN, build_model(TMSConfig(10, 3, 2), seed=6).W_IMN)
