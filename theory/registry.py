@@ -15,6 +15,7 @@ import importlib
 import math
 import time
 import traceback
+import zlib
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -85,7 +86,7 @@ class Context:
 
     def rng(self, *keys: object) -> np.random.Generator:
         """A numpy generator for the check's own analytic draws (simulations use torch)."""
-        return np.random.default_rng([self.seed, *[abs(hash(str(k))) % (2**32) for k in keys]])
+        return np.random.default_rng([self.seed, *[zlib.crc32(str(k).encode()) for k in keys]])
 
 
 @dataclass
