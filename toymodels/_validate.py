@@ -6,6 +6,7 @@ bad value fails at construction, before any work is done.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -18,6 +19,8 @@ def _is_nan(value: float) -> bool:
 
 def check_int(name: str, value: Any, lo: int = 1, hi: int | None = None) -> int:
     """An integer in [lo, hi] (bools are rejected)."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        value = int(value)  # numpy and torch integers too
     if isinstance(value, bool) or not isinstance(value, int):
         if isinstance(value, float) and value.is_integer():
             value = int(value)

@@ -1,0 +1,319 @@
+"""Interference of random directions: the exact law of <u, v>, noise, coherence, Welch bound."""
+import math
+
+import numpy as np
+import pytest
+import scipy.integrate
+import scipy.stats
+import sympy as sp
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+import theory.interference as I
+from theory.registry import CLAIMS, Context, run_claim
+
+MY_CLAIMS = [
+    "interference.inner_product_distribution",
+    "interference.k_active_noise",
+    "interference.jl_vs_typical",
+    "interference.max_coherence",
+    "interference.welch_bound",
+]
+
+dims = st.integers(2, 400)
+
+
+# ----------------------------------------------------------------------------- samplers
+
+
+@given(m=st.integers(1, 20), d=st.integers(1, 50), b=st.integers(1, 4), seed=st.integers(0, 2**31))
+def test_random_unit_vectors_shape_norm_and_seed(m, d, b, seed):
+    U = I.random_unit_vectors(m, d, batch=(b,), seed=seed)
+    assert U.shape == (b, m, d) and U.dtype == torch.float32
+    assert torch.allclose(U.norm(dim=-1), torch.ones(b, m), atol=1e-5)
+    assert torch.equal(U, I.random_unit_vectors(m, d, batch=(b,), seed=seed))
+
+
+def test_random_unit_vectors_generator_and_seeds_differ():
+    g = torch.Generator().manual_seed(3)
+    a = I.random_unit_vectors(4, 8, generator=g)
+    b = I.random_unit_vectors(4, 8, generator=g)  # the stream moves on
+    assert not torch.equal(a, b)
+    assert not torch.equal(I.random_unit_vectors(4, 8, seed=1), I.random_unit_vectors(4, 8, seed=2))
+    assert I.random_unit_vectors(2, 3, dtype=torch.float64).dtype == torch.float64
+
+
+def test_random_unit_vectors_are_isotropic():
+    # E[u u^T] = I/d for a uniform direction: the sample second moment matrix is close to it.
+    U = I.random_unit_vectors(1, 4, batch=(40_000,), seed=0).double()[:, 0]
+    S = U.T @ U / U.shape[0]
+    assert torch.allclose(S, torch.eye(4, dtype=torch.float64) / 4, atol=5e-3)
+
+
+@pytest.mark.parametrize("kwargs", [dict(m=0, d=3), dict(m=2, d=0), dict(m=float("nan"), d=3), dict(m=2, d=2.5)])
+def test_random_unit_vectors_rejects_bad_sizes(kwargs):
+    with pytest.raises(ValueError):
+        I.random_unit_vectors(**kwargs)
+
+
+# ----------------------------------------------------------------------------- the exact law
+
+
+@given(d=st.integers(2, 150))
+def test_pdf_is_a_symmetric_density(d):
+    total, _ = scipy.integrate.quad(lambda t: I.inner_product_pdf(t, d), -1, 1, limit=200)
+    assert total == pytest.approx(1.0, abs=1e-7)
+    ts = np.linspace(-0.99, 0.99, 23)
+    assert np.allclose(I.inner_product_pdf(ts, d), I.inner_product_pdf(-ts, d))
+    assert I.inner_product_cdf(0.0, d) == pytest.approx(0.5)
+
+
+@given(d=dims, x=st.floats(0, 1))
+def test_tail_is_two_sided_cdf(d, x):
+    expect = I.inner_product_cdf(-x, d) + 1 - I.inner_product_cdf(x, d)
+    assert I.inner_product_tail(x, d) == pytest.approx(expect, abs=1e-12)
+    if I.inner_product_tail(x, d) > 1e-300:
+        assert math.exp(I.inner_product_tail(x, d, log=True)) == pytest.approx(I.inner_product_tail(x, d), rel=1e-9)
+
+
+def test_hand_computed_laws_d2_d3():
+    ts = np.array([-0.9, -0.3, 0.0, 0.5, 0.8])
+    # d = 3: uniform on [-1, 1] (Archimedes' hat-box theorem)
+    assert np.allclose(I.inner_product_pdf(ts, 3), 0.5)
+    assert np.allclose(I.inner_product_cdf(ts, 3), (1 + ts) / 2)
+    assert I.inner_product_tail(0.25, 3) == pytest.approx(0.75)
+    # d = 2: arcsine law of cos(theta) for a uniform angle
+    assert np.allclose(I.inner_product_pdf(ts, 2), 1 / (np.pi * np.sqrt(1 - ts**2)))
+    assert np.allclose(I.inner_product_cdf(ts, 2), 0.5 + np.arcsin(ts) / np.pi)
+    assert I.inner_product_tail(math.sqrt(0.5), 2) == pytest.approx(0.5)  # |cos| > cos 45 deg half the time
+
+
+def test_exact_moments_symbolic():
+    d = sp.Symbol("d", positive=True)
+    assert I.inner_product_moment(0) == 1
+    assert I.inner_product_moment(1) == 0
+    assert sp.simplify(I.inner_product_moment(2) - 1 / d) == 0
+    assert sp.simplify(I.inner_product_moment(4) - 3 / (d * (d + 2))) == 0
+    for n in range(0, 9):
+        assert sp.simplify(I.inner_product_moment(n) - I.inner_product_moment_closed_form(n)) == 0
+
+
+def test_exact_moments_hand_values():
+    # d = 3 uniform: E t^2 = 1/3, E t^4 = 1/5; d = 2 arcsine: 1/2 and 3/8
+    assert I.inner_product_moment(2, 3) == sp.Rational(1, 3)
+    assert I.inner_product_moment(4, 3) == sp.Rational(1, 5)
+    assert I.inner_product_moment(2, 2) == sp.Rational(1, 2)
+    assert I.inner_product_moment(4, 2) == sp.Rational(3, 8)
+    assert I.inner_product_moment(3, 7) == 0
+
+
+@given(d=st.integers(2, 60), n=st.sampled_from([2, 4, 6]))
+def test_moments_match_quadrature_of_pdf(d, n):
+    q, _ = scipy.integrate.quad(lambda t: t**n * I.inner_product_pdf(t, d), -1, 1, limit=200)
+    assert q == pytest.approx(float(I.inner_product_moment(n, d)), rel=1e-7, abs=1e-12)
+
+
+@given(d=st.integers(2, 200), seed=st.integers(0, 1000))
+def test_monte_carlo_moments_within_five_standard_errors(d, seed):
+    n = 20_000
+    t = I.sample_inner_products(n, d, seed=seed)
+    assert t.shape == (n,) and t.dtype == torch.float64 and t.abs().max() <= 1 + 1e-6
+    m2, m4 = 1 / d, 3 / (d * (d + 2))
+    assert abs(float(t.mean())) <= 5 * math.sqrt(m2 / n)
+    assert abs(float((t**2).mean()) - m2) <= 5 * math.sqrt((m4 - m2**2) / n)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), [0.1, float("nan")]])
+def test_law_rejects_nan(bad):
+    for fn in (I.inner_product_pdf, I.inner_product_cdf, I.inner_product_tail):
+        with pytest.raises(ValueError):
+            fn(bad, 5)
+
+
+@pytest.mark.parametrize("d", [1, 0, -3, float("nan"), 2.5])
+def test_law_rejects_bad_dimension(d):
+    for fn in (lambda: I.inner_product_pdf(0.1, d), lambda: I.inner_product_moment(2, d),
+               lambda: I.rms_interference(d), lambda: I.k_active_noise_variance(1, d),
+               lambda: I.max_coherence_median(10, d)):
+        with pytest.raises(ValueError):
+            fn()
+
+
+def test_tail_rejects_negative_x():
+    with pytest.raises(ValueError):
+        I.inner_product_tail(-0.1, 4)
+
+
+# ----------------------------------------------------------------------------- k active, JL
+
+
+@given(k=st.integers(0, 1000), d=dims)
+def test_k_active_variance_formula(k, d):
+    assert I.k_active_noise_variance(k, d) == pytest.approx(k / d)
+    if k == 1:  # one feature: the fourth moment is E t^4
+        assert I.k_active_noise_fourth_moment(1, d) == pytest.approx(float(I.inner_product_moment(4, d)))
+    # the fourth moment is at least the squared variance (Jensen)
+    assert I.k_active_noise_fourth_moment(k, d) >= I.k_active_noise_variance(k, d) ** 2 - 1e-15
+
+
+@pytest.mark.parametrize("k,d", [(1, 2), (3, 5), (20, 32)])
+def test_k_active_monte_carlo(k, d):
+    n = 40_000
+    x = I.sample_k_active_noise(k, d, n, seed=1)
+    var = k / d
+    se = math.sqrt((I.k_active_noise_fourth_moment(k, d) - var**2) / n)
+    assert abs(float((x**2).mean()) - var) <= 5 * se
+    # and it is not the variance of correlated terms, k^2/d, when k > 1
+    if k > 1:
+        assert abs(float((x**2).mean()) - k * k / d) > 20 * se
+
+
+@given(m=st.integers(2, 10**6), d=dims)
+def test_jl_vs_rms_identities(m, d):
+    assert I.jl_typical_noise(m, d) / I.rms_interference(d) == pytest.approx(math.sqrt(8 * math.log(m)))
+    assert I.jl_overstatement(m) == pytest.approx(math.sqrt(8 * math.log(m)))
+    assert I.rms_capacity(d) / I.jl_capacity(m, d) == pytest.approx(8 * math.log(m))
+    assert I.rms_interference(d) == pytest.approx(d**-0.5)
+
+
+def test_jl_hand_values_and_bad_m():
+    assert I.jl_typical_noise(7, 2) == pytest.approx(math.sqrt(4 * math.log(7)))
+    assert I.jl_capacity(100, 800, threshold=2.0) == pytest.approx(4 * 800 / (8 * math.log(100)))
+    for bad in (1, 0, float("nan")):
+        with pytest.raises(ValueError):
+            I.jl_typical_noise(bad, 10)
+
+
+# ----------------------------------------------------------------------------- coherence
+
+
+def test_max_coherence_hand_cases():
+    assert float(I.max_coherence(torch.eye(4))) == 0.0
+    assert float(I.max_coherence(torch.tensor([[1.0, 0.0], [-3.0, 0.0]]))) == pytest.approx(1.0)
+    tri = I.simplex_etf(3)
+    assert float(I.max_coherence(tri)) == pytest.approx(0.5, abs=1e-14)
+    angles = torch.atan2(tri[:, 1], tri[:, 0])
+    gaps = torch.diff(torch.sort(angles).values)
+    assert torch.allclose(gaps, torch.full((2,), 2 * math.pi / 3, dtype=torch.float64))
+    with pytest.raises(ValueError):
+        I.max_coherence(torch.ones(1, 3))
+    with pytest.raises(ValueError):
+        I.max_coherence(torch.tensor([[0.0, 0.0], [1.0, 0.0]]))
+
+
+@given(m=st.integers(2, 12), d=st.integers(1, 8), scale=st.floats(0.1, 10), seed=st.integers(0, 10**6))
+def test_max_coherence_is_scale_invariant_and_batched(m, d, scale, seed):
+    U = I.random_unit_vectors(m, d, batch=(3,), seed=seed, dtype=torch.float64)
+    mu = I.max_coherence(U)
+    assert mu.shape == (3,)
+    assert torch.allclose(I.max_coherence(U * scale), mu)
+    C = (U @ U.transpose(-1, -2)).abs() - torch.eye(m, dtype=torch.float64)
+    assert torch.allclose(mu, C.amax(dim=(-1, -2)))
+
+
+@given(d=st.integers(64, 1024), m=st.integers(32, 2048))
+def test_median_predictor_solves_its_equation(d, m):
+    x = I.max_coherence_median(m, d)
+    M = m * (m - 1) / 2
+    assert M * I.inner_product_tail(x, d) == pytest.approx(math.log(2), rel=1e-8)
+    # the 'independent pairs' rule agrees to O(1/M)
+    assert I.max_coherence_median(m, d, rule="independent") == pytest.approx(x, rel=1e-3)
+    # sqrt(4 ln m / d) is above it: by 8%-21% on this range
+    assert 1.08 < I.max_coherence_asymptotic(m, d) / x < 1.21
+
+
+def test_median_predictor_monotone_and_exact_for_two_vectors():
+    assert I.max_coherence_median(100, 64) > I.max_coherence_median(100, 128) > I.max_coherence_median(100, 256)
+    assert I.max_coherence_median(50, 100) < I.max_coherence_median(200, 100) < I.max_coherence_median(800, 100)
+    # m = 2: the median of |t|; d = 3, |t| ~ Uniform[0, 1], median 1/2
+    assert I.max_coherence_median(2, 3, rule="independent") == pytest.approx(0.5, abs=1e-10)
+    with pytest.raises(ValueError):
+        I.max_coherence_median(1, 64)
+    with pytest.raises(ValueError):
+        I.max_coherence_median(10, 64, rule="bogus")
+
+
+def test_sampled_median_coherence_matches_prediction():
+    mu = I.sample_max_coherence(32, 64, 200, seed=0)
+    assert mu.shape == (200,) and bool(((mu > 0) & (mu <= 1)).all())
+    assert float(mu.median()) == pytest.approx(I.max_coherence_median(32, 64), rel=0.05)
+
+
+# ----------------------------------------------------------------------------- Welch bound
+
+
+def test_welch_hand_values():
+    assert I.welch_bound(3, 2) == pytest.approx(0.5)
+    assert I.welch_bound(6, 3) == pytest.approx(1 / math.sqrt(5))
+    assert I.welch_bound(5, 1) == pytest.approx(1.0)  # on a line every pair is parallel
+    assert I.welch_bound(3, 3) == 0.0 and I.welch_bound(1, 4) == 0.0
+    for bad in [(0, 2), (3, 0), (float("nan"), 2)]:
+        with pytest.raises(ValueError):
+            I.welch_bound(*bad)
+
+
+def test_icosahedron_diagonals_attain_welch():
+    phi = (1 + math.sqrt(5)) / 2
+    U = torch.tensor([[0, 1, phi], [0, 1, -phi], [1, phi, 0], [1, -phi, 0], [phi, 0, 1], [-phi, 0, 1]],
+                     dtype=torch.float64)
+    assert float(I.max_coherence(U)) == pytest.approx(I.welch_bound(6, 3), abs=1e-14)
+    assert float(I.frame_potential(U)) == pytest.approx(I.frame_potential_bound(6, 3), abs=1e-12)
+
+
+@given(m=st.integers(2, 14))
+def test_simplex_etf_attains_welch(m):
+    U = I.simplex_etf(m)
+    assert U.shape == (m, m - 1)
+    G = U @ U.T
+    off = G[~torch.eye(m, dtype=torch.bool)]
+    assert torch.allclose(torch.diag(G), torch.ones(m, dtype=torch.float64))
+    assert torch.allclose(off, torch.full_like(off, -1 / (m - 1)))
+    assert float(I.max_coherence(U)) == pytest.approx(I.welch_bound(m, m - 1), abs=1e-12)
+
+
+@given(d=st.integers(1, 12), extra=st.integers(0, 30), seed=st.integers(0, 10**6))
+def test_random_frames_never_beat_welch(d, extra, seed):
+    m = d + 1 + extra
+    U = I.random_unit_vectors(m, d, batch=(4,), seed=seed, dtype=torch.float64)
+    assert bool((I.max_coherence(U) >= I.welch_bound(m, d) - 1e-12).all())
+    assert bool((I.frame_potential(U) >= I.frame_potential_bound(m, d) * (1 - 1e-12)).all())
+
+
+@pytest.mark.parametrize("m,d,best", [(3, 2, 0.5), (4, 3, 1 / 3), (6, 3, 1 / math.sqrt(5)), (4, 2, math.sqrt(0.5))])
+def test_optimised_frames_reach_known_optima_but_not_below_welch(m, d, best):
+    U = I.optimise_coherence(m, d, steps=300)
+    mu = float(I.max_coherence(U))
+    assert mu >= I.welch_bound(m, d) - 1e-12
+    assert mu == pytest.approx(best, abs=1e-4)
+    assert torch.allclose(U.norm(dim=-1), torch.ones(m, dtype=torch.float64))
+
+
+# ----------------------------------------------------------------------------- registered checks
+
+
+@pytest.mark.parametrize("cid", MY_CLAIMS)
+def test_registered_check_holds_at_tiny(cid):
+    rec = run_claim(CLAIMS[cid], Context(budget="tiny"))
+    assert rec.verdict == "holds", rec.detail
+    assert rec.predicted is not None and rec.observed is not None and rec.detail
+
+
+_TRUE_MEDIAN, _TRUE_WELCH = I.max_coherence_median, I.welch_bound
+
+
+@pytest.mark.parametrize(
+    "cid,attr,wrong",
+    [
+        ("interference.k_active_noise", "k_active_noise_variance", lambda k, d: k / (d - 1)),
+        ("interference.max_coherence", "max_coherence_median", lambda m, d: 1.1 * _TRUE_MEDIAN(m, d)),
+        ("interference.welch_bound", "welch_bound", lambda m, d: 1.01 * _TRUE_WELCH(m, d)),
+        ("interference.jl_vs_typical", "rms_interference", lambda d: 1.05 / math.sqrt(d)),
+        ("interference.inner_product_distribution", "_beta", lambda d: scipy.stats.beta(d / 2, d / 2)),
+    ],
+)
+def test_registered_checks_can_fail(monkeypatch, cid, attr, wrong):
+    """Each check catches a wrong formula put in place of the true one."""
+    monkeypatch.setattr(I, attr, wrong)
+    rec = run_claim(CLAIMS[cid], Context(budget="tiny"))
+    assert rec.verdict == "fails", rec.detail
