@@ -87,6 +87,17 @@ def test_config_validation(kw, message):
         TMSConfig(**kw)
 
 
+def test_importance_vector_is_per_feature():
+    """A vector is read per feature even when instances = features (no silent misreading)."""
+    vec = 0.9 ** torch.arange(4.0)
+    model = build_model(TMSConfig(4, 2, 4), importance=vec)
+    assert torch.equal(model.importance, vec.expand(4, 4))
+    per_instance = build_model(TMSConfig(4, 2, 4), importance=[[1.0], [2.0], [3.0], [4.0]])
+    assert torch.equal(per_instance.importance[:, 0], torch.tensor([1.0, 2.0, 3.0, 4.0]))
+    with pytest.raises(ValueError, match="n_features = 4 entries"):
+        build_model(TMSConfig(4, 2, 3), importance=[1.0, 2.0, 3.0])
+
+
 def test_wider_hidden_layer_allowed_where_it_matters_not():
     assert TMSConfig(5, 8, kind="hidden-relu").d_hidden == 8
     assert TMSConfig(5, 8, kind="computation").d_hidden == 8

@@ -35,7 +35,11 @@ def _unit_columns(W: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
 
 def superposition(W: torch.Tensor) -> torch.Tensor:
     """Σ_{j≠i} (Ŵ_i · W_j)², shape (..., N): how much other features project onto feature i's
-    direction (0 for an orthogonal feature; 0 for a zero column)."""
+    direction (0 for an orthogonal feature; 0 for a zero column).
+
+    Ŵ_i of a feature with a negligible but nonzero norm is an arbitrary direction, so its value
+    is meaningless: mask such features with :func:`feature_norms` (figures use ||W_i|| > 0.1).
+    """
     proj = _unit_columns(W).transpose(-1, -2) @ W  # (..., N, N): Ŵ_i · W_j
     sq = proj.square()
     return sq.sum(-1) - sq.diagonal(dim1=-2, dim2=-1)

@@ -61,7 +61,11 @@ def importance_vector(n_features: int, decay: float) -> torch.Tensor:
 
 
 class ToyModel(nn.Module):
-    """Common machinery: importance-weighted loss, instance subsets, specs."""
+    """Common machinery: importance-weighted loss, instance subsets, specs.
+
+    ``importance``: None (decay**i from the config), a vector (N,) shared by every instance,
+    or (I, N) per instance and feature.
+    """
 
     kind: ClassVar[str]
     family: ClassVar[str] = "tms"
@@ -85,7 +89,13 @@ class ToyModel(nn.Module):
         if importance is None:
             imp = importance_vector(n, config.importance_decay)[None, :]
         else:
-            imp = as_instance_tensor("importance", importance, i, n)
+            imp = torch.as_tensor(importance, dtype=torch.float32)
+            if imp.ndim == 1:  # a vector is one importance per feature, shared by every instance
+                if imp.shape[0] != n:
+                    raise ValueError(f"importance as a vector must have n_features = {n} entries, got {imp.shape[0]}; "
+                                     "use shape (n_instances, n_features) for per-instance importances")
+                imp = imp[None, :]
+            imp = as_instance_tensor("importance", imp, i, n)
             check_tensor_range("importance", imp, 0.0, math.inf)
         self.register_buffer("importance", imp.expand(i, n).contiguous().to(self.device_))  # (I, N)
         self._gen = make_generator(self.seed, self.device_)

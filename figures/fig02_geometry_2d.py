@@ -1,0 +1,96 @@
+"""Figure 2 — the geometry of 5 features in 2 dimensions (Elhage et al. 2022, section 3).
+
+A grid of models, all trained in one batched run: columns sweep the sparsity S, rows the
+importance decay (feature i has importance decay^i). Each panel draws the five columns W_i of
+the best-of-seeds model as arrows in the hidden plane (colour = feature index, dark = most
+important) with the unit circle. Dense features: the two most important get orthogonal
+dimensions; sparse features: antipodal pairs, then a pentagon when importance is uniform.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import matplotlib as mpl
+import numpy as np
+import torch
+
+from figures.common import plt, savefig
+from toymodels.analysis import classify_geometry, feature_dimensionality
+from toymodels.data import SparseFeatures
+from toymodels.device import derive_seed
+from toymodels.models import TMSConfig, build_model
+from toymodels.train import TrainConfig, best_of, train
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "tiny": dict(sparsities=(0.0, 0.9), decays=(1.0, 0.7), seeds=1, steps=150, batch=256, lr=3e-3,
+                 schedule="constant", seed=0),
+    "quick": dict(sparsities=(0.0, 0.7, 0.9, 0.97, 0.99), decays=(1.0, 0.9, 0.7), seeds=2, steps=3000, batch=1024,
+                  lr=3e-3, schedule="cosine", seed=0),
+    # Paper-like: 10 000 steps of Adam at lr 1e-3, batch 1024, more seeds and a finer grid.
+    "full": dict(sparsities=(0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.97, 0.99, 0.995), decays=(1.0, 0.95, 0.9, 0.8, 0.7),
+                 seeds=4, steps=10000, batch=1024, lr=1e-3, schedule="constant", seed=0),
+}
+N, M = 5, 2
+
+
+def train_grid(cfg: dict[str, Any], device: torch.device) -> torch.Tensor:
+    """W (rows, cols, 2, 5) of the best seed for every (importance decay, sparsity)."""
+    decays, sps, seeds = cfg["decays"], cfg["sparsities"], cfg["seeds"]
+    probs, imps = [], []
+    for d in decays:
+        for s in sps:
+            probs.append(1 - s)
+            imps.append([d**i for i in range(N)])
+    probs_t = torch.tensor(probs).repeat_interleave(seeds)
+    imp_t = torch.tensor(imps).repeat_interleave(seeds, 0)
+    src = SparseFeatures(N, probs_t, len(probs_t), seed=derive_seed(cfg["seed"], "fig02", "data"), device=device)
+    model = build_model(TMSConfig(n_features=N, d_hidden=M, n_instances=len(probs_t)), importance=imp_t,
+                        seed=cfg["seed"], device=device)
+    tcfg = TrainConfig(steps=cfg["steps"], batch_size=cfg["batch"], lr=cfg["lr"], schedule=cfg["schedule"], quiet=True)
+    res = train(model, src, tcfg, desc="fig02")
+    best, _ = best_of(model, res.final_loss, seeds)
+    return best.W.detach().cpu().reshape(len(decays), len(sps), M, N)
+
+
+def make(cfg: dict[str, Any], out_dir: Path, device: torch.device) -> list[Path]:
+    W = train_grid(cfg, device)
+    rows, cols = W.shape[:2]
+    colors = mpl.colormaps["viridis"](np.linspace(0.0, 0.9, N))
+    fig, axes = plt.subplots(rows, cols, figsize=(2.3 * cols + 0.6, 2.35 * rows + 0.9), squeeze=False)
+    lim = max(1.25, float(W.norm(dim=2).max()) * 1.1)
+    circle = np.linspace(0, 2 * math.pi, 200)
+    for r, decay in enumerate(cfg["decays"]):
+        for c, s in enumerate(cfg["sparsities"]):
+            ax = axes[r, c]
+            w = W[r, c]
+            ax.plot(np.cos(circle), np.sin(circle), color="0.8", lw=0.8, ls="--", zorder=0)
+            for i in range(N):
+                x, y = float(w[0, i]), float(w[1, i])
+                if math.hypot(x, y) > 0.02:
+                    ax.annotate("", xy=(x, y), xytext=(0, 0),
+                                arrowprops=dict(arrowstyle="-|>", color=colors[i], lw=1.8, mutation_scale=11))
+                ax.plot([x], [y], "o", color=colors[i], ms=3)
+            ax.set_xlim(-lim, lim)
+            ax.set_ylim(-lim, lim)
+            ax.set_aspect("equal")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            labels = classify_geometry(w, norm_threshold=0.5)
+            n_rep = sum(lab != "not represented" for lab in labels)
+            dims = feature_dimensionality(w)
+            rep_dims = sorted({round(float(d), 2) for d, lab in zip(dims, labels) if lab != "not represented"},
+                              reverse=True)
+            dims_text = ", ".join(f"{d:g}" for d in rep_dims)
+            ax.text(0.02, 0.02, f"{n_rep} rep.\nD ∈ {{{dims_text}}}", transform=ax.transAxes,
+                    fontsize=7, va="bottom", color="0.25")
+            if r == 0:
+                ax.set_title(f"S = {s:g}", fontsize=10)
+            if c == 0:
+                ax.set_ylabel(f"importance {decay:g}^i" if decay != 1 else "uniform importance", fontsize=9)
+    handles = [mpl.lines.Line2D([], [], color=colors[i], lw=2, label=f"feature {i}") for i in range(N)]
+    fig.legend(handles=handles, loc="lower center", ncol=N, fontsize=8, frameon=False, bbox_to_anchor=(0.5, -0.01))
+    fig.suptitle("5 features in 2 dimensions: columns W_i of the trained W (dashed: unit circle)", fontsize=11)
+    fig.tight_layout(rect=(0, 0.04, 1, 0.97))
+    return [savefig(fig, out_dir, "fig02_geometry_2d")]

@@ -1,0 +1,376 @@
+"""Toy models of superposition: tight frames, the two-feature model, the linear optimum,
+crowding the circle, and every tms.* check."""
+import math
+
+import numpy as np
+import pytest
+import scipy.integrate
+import sympy as sp
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+import theory.tms as T
+from theory.registry import CLAIMS, Context, run_claim
+from toymodels.analysis import STICKY_DIMENSIONALITIES, classify_geometry, feature_dimensionality
+
+MY_CLAIMS = [
+    "tms.frame_dimensionality",
+    "tms.sticky_dimensionality",
+    "tms.pentagon",
+    "tms.two_feature_phase",
+    "tms.linear_no_superposition",
+    "tms.circle_crowding",
+]
+FRAME_NAMES = list(T.TIGHT_FRAMES)
+seeds = st.integers(0, 2**32 - 1)
+
+
+# ----------------------------------------------------------------------------- tight frames
+
+
+@pytest.mark.parametrize("name", FRAME_NAMES)
+def test_named_frames_are_tight_with_the_sticky_dimensionality(name):
+    F = T.tight_frame(name)
+    d, k = F.shape
+    value, k_expected = STICKY_DIMENSIONALITIES[name]
+    assert k == k_expected and T.is_tight_frame(F)
+    assert math.isclose(d / k, value) and math.isclose(T.frame_dimensionality(F), value)
+    assert torch.allclose(feature_dimensionality(F), torch.full((k,), value, dtype=torch.float64), atol=1e-12)
+
+
+def test_frames_hand_values():
+    # The pentagon's neighbours are 72° apart; the tetrahedron's pairs have cos = -1/3.
+    P = T.pentagon()
+    assert math.isclose(float(P[:, 0] @ P[:, 1]), math.cos(2 * math.pi / 5), abs_tol=1e-12)
+    G = T.tetrahedron().T @ T.tetrahedron()
+    assert torch.allclose(G, (4 * torch.eye(4, dtype=torch.float64) - 1) / 3, atol=1e-12)
+    A = T.square_antiprism()
+    assert torch.allclose(A @ A.T, 8 / 3 * torch.eye(3, dtype=torch.float64), atol=1e-12)
+
+
+def test_equal_edge_antiprism_is_not_tight():
+    # The regular (equal-edge) antiprism has h² = ρ²/(2√2): not a tight frame, D_i ≠ 3/8.
+    rho2 = 1 / (1 + 1 / (2 * math.sqrt(2)))
+    h, rho = math.sqrt(1 - rho2), math.sqrt(rho2)
+    ang = np.pi / 2 * np.arange(4)
+    cols = [(rho * np.cos(a), rho * np.sin(a), h) for a in ang]
+    cols += [(rho * np.cos(a + np.pi / 4), rho * np.sin(a + np.pi / 4), -h) for a in ang]
+    F = torch.tensor(cols, dtype=torch.float64).T
+    assert not T.is_tight_frame(F)
+    D = feature_dimensionality(F)
+    assert abs(float(D[0]) - 0.366) < 1e-3 and abs(float(D[0]) - 3 / 8) > 5e-3
+
+
+@given(k=st.integers(3, 60))
+def test_equally_spaced_polygon_dimensionality_and_interference(k):
+    F = T.equally_spaced(k)
+    assert F.shape == (2, k) and T.is_tight_frame(F)
+    assert torch.allclose(feature_dimensionality(F), torch.full((k,), 2 / k, dtype=torch.float64), atol=1e-12)
+    assert math.isclose(float(F[:, 0] @ F[:, 1]), T.circle_interference(k), abs_tol=1e-12)
+    assert (T.circle_interference(k) <= 1e-12) == (k <= 4)
+
+
+@given(name=st.sampled_from(FRAME_NAMES), extra=st.integers(0, 3), seed=seeds)
+def test_rotations_and_embeddings_leave_dimensionality_invariant(name, extra, seed):
+    rng = np.random.default_rng(seed)
+    F = T.tight_frame(name)
+    d, k = F.shape
+    G = torch.cat([F, torch.zeros(extra, k, dtype=F.dtype)])
+    Q = T.random_rotation(d + extra, rng)
+    assert torch.allclose(Q.T @ Q, torch.eye(d + extra, dtype=torch.float64), atol=1e-12)
+    D = feature_dimensionality(Q @ G)
+    assert torch.allclose(D, torch.full((k,), d / k, dtype=torch.float64), atol=1e-10)
+
+
+@given(names=st.lists(st.sampled_from(FRAME_NAMES), min_size=1, max_size=5), seed=seeds)
+def test_orthogonal_frames_fill_m_dimensions(names, seed):
+    rng = np.random.default_rng(seed)
+    B = T.block_frame(*[T.tight_frame(x) for x in names])
+    m = B.shape[0]
+    assert m == sum(T.tight_frame(x).shape[0] for x in names)
+    D = feature_dimensionality(T.random_rotation(m, rng) @ B)
+    assert math.isclose(float(D.sum()), m, abs_tol=1e-9)
+
+
+@given(m=st.integers(1, 6), n=st.integers(1, 14), seed=seeds, zero=st.booleans(), scale=st.floats(0.01, 100))
+def test_random_W_dimensionality_bounds(m, n, seed, zero, scale):
+    rng = np.random.default_rng(seed)
+    W = torch.as_tensor(rng.standard_normal((m, n)))
+    if zero:
+        W[:, 0] = 0.0
+    D = feature_dimensionality(W)
+    assert torch.isfinite(D).all() and (D >= 0).all() and (D <= 1 + 1e-9).all()
+    assert float(D.sum()) <= m + 1e-9
+    if zero:
+        assert float(D[0]) == 0.0
+    # D_i is invariant to a global scale of W.
+    assert torch.allclose(feature_dimensionality(W * scale), D, atol=1e-9)
+
+
+def test_classify_geometry_names_the_frames():
+    B = T.block_frame(T.pentagon(), T.tetrahedron(), T.digon(), T.tight_frame("dedicated"))
+    labels = classify_geometry(B)
+    assert labels == ["pentagon"] * 5 + ["tetrahedron"] * 4 + ["antipodal pair"] * 2 + ["dedicated"]
+
+
+def test_frame_inputs_are_checked():
+    for bad in (0, -1, 2.5):
+        with pytest.raises(ValueError):
+            T.equally_spaced(bad)
+    with pytest.raises(ValueError):
+        T.tight_frame("hexagon")
+    with pytest.raises(ValueError):
+        T.block_frame()
+
+
+# ----------------------------------------------------------------------------- two features
+
+
+def test_sympy_derivation_reproduces_the_closed_forms():
+    d = T.two_feature_derivation()
+    p, r = sp.symbols("p r", nonnegative=True)
+    assert sp.simplify(d.ignore_2 - r * (p / 3 - p**2 / 4)) == 0
+    assert sp.simplify(d.ignore_1 - (p / 3 - p**2 / 4)) == 0
+    assert sp.simplify(d.antipodal_unit - (1 + r) * p**2 / 6) == 0
+    assert sp.simplify(d.optimal_bias_ignore - p / 2) == 0
+    assert sp.simplify(d.boundary_unit[0] - 4 * r / (2 + 5 * r)) == 0
+    assert sp.simplify(d.boundary_unit[1] - 4 / (5 + 2 * r)) == 0
+
+
+def _feature1_loss_quadrature(p, a, b):
+    """E (x_1 - ReLU(a(x_1 - x_2) + b))² by numerical integration, independently of sympy."""
+    f = lambda u, v: (u - max(a * (u - v) + b, 0.0)) ** 2  # noqa: E731
+    both, _ = scipy.integrate.dblquad(lambda v, u: f(u, v), 0, 1, 0, 1, epsabs=1e-11)
+    only1, _ = scipy.integrate.quad(lambda u: f(u, 0.0), 0, 1, epsabs=1e-12)
+    only2, _ = scipy.integrate.quad(lambda v: f(0.0, v), 0, 1, epsabs=1e-12)
+    return (1 - p) ** 2 * f(0.0, 0.0) + p * (1 - p) * (only1 + only2) + p**2 * both
+
+
+@pytest.mark.parametrize("p,a,b", [(0.3, 1.0, 0.0), (0.6, 1.0, 0.2), (0.8, 0.6, 0.3), (0.5, 1.3, 0.05),
+                                   (0.9, 0.5, 0.7)])
+def test_antipodal_loss_matches_numerical_integration(p, a, b):
+    d = T.two_feature_derivation()
+    P, A, B, R = sp.symbols("p a b r", nonnegative=True)
+    expr = d.antipodal if b <= a else d.antipodal_linear
+    exact = float(expr.subs({P: p, A: a, B: b, R: 0}))
+    assert math.isclose(exact, _feature1_loss_quadrature(p, a, b), rel_tol=1e-6, abs_tol=1e-10)
+
+
+@given(p=st.floats(0.01, 1.0), r=st.floats(0.05, 20.0), seed=seeds)
+def test_two_feature_losses_match_monte_carlo(p, r, seed):
+    rng = np.random.default_rng(seed)
+    n = 200_000
+    x = np.where(rng.random((n, 2)) < p, rng.random((n, 2)), 0.0)
+    imp = np.array([1.0, r])
+    configs = {"ignore_2": ([1.0, 0.0], [0.0, p / 2]), "ignore_1": ([0.0, 1.0], [p / 2, 0.0]),
+               "antipodal": ([1.0, -1.0], [0.0, 0.0])}
+    exact = T.two_feature_losses(p, r)
+    for name, (w, b) in configs.items():
+        w = np.array(w)
+        out = np.maximum((x @ w)[:, None] * w[None, :] + np.array(b), 0)
+        per = ((x - out) ** 2 * imp).sum(1)
+        assert abs(per.mean() - exact[name]) <= 6 * per.std() / math.sqrt(n) + 1e-12
+
+
+def test_boundary_values():
+    assert T.two_feature_boundary(1.0) == pytest.approx(4 / 7, abs=1e-15)
+    assert T.two_feature_boundary(0.1) == pytest.approx(0.16)
+    assert T.two_feature_boundary(10.0) == pytest.approx(0.16)
+    # Optimising the antipodal bias (and scale) moves the boundary up; at r = 1 it reaches p = 1.
+    assert 4 / 7 < T.two_feature_boundary(1.0, "bias") < 0.65
+    assert T.two_feature_boundary(1.0, "optimal") == 1.0
+    for r in (0.3, 3.0):
+        unit, bias, opt = (T.two_feature_boundary(r, mode) for mode in T.ANTIPODAL_MODES)
+        assert unit < bias <= opt + 1e-9 < 1
+
+
+@given(r=st.floats(0.02, 50.0))
+def test_boundary_is_where_the_losses_cross(r):
+    b = T.two_feature_boundary(r)
+    assert math.isclose(b, T.two_feature_boundary(1 / r), rel_tol=1e-12)  # symmetric under r -> 1/r
+    loss = T.two_feature_losses(b, r)
+    assert math.isclose(loss["antipodal"], min(loss["ignore_1"], loss["ignore_2"]), rel_tol=1e-9)
+    below, above = T.two_feature_losses(0.9 * b, r), T.two_feature_losses(min(1.0, 1.1 * b), r)
+    assert below["antipodal"] < min(below["ignore_1"], below["ignore_2"])
+    assert above["antipodal"] > min(above["ignore_1"], above["ignore_2"])
+
+
+@given(p=st.floats(0.01, 1.0))
+def test_optimised_antipodal_losses_are_ordered(p):
+    unit = p * p / 6
+    bias, a1, b1 = T.antipodal_optimum(p, scale=False)
+    opt, a, b = T.antipodal_optimum(p)
+    assert a1 == 1.0 and 0 < b1 <= 1 and bias < unit  # the optimal bias is positive
+    assert opt <= bias + 1e-12 and a > 0 and b >= 0
+
+
+def test_antipodal_optimum_matches_monte_carlo_of_the_model():
+    # The optimised configuration, run through the 2 → 1 model, has the predicted loss.
+    rng = np.random.default_rng(0)
+    n = 400_000
+    for p in (0.4, 0.8):
+        loss, a, b = T.antipodal_optimum(p)
+        x = np.where(rng.random((n, 2)) < p, rng.random((n, 2)), 0.0)
+        out1 = np.maximum(a * (x[:, 0] - x[:, 1]) + b, 0)
+        per = (x[:, 0] - out1) ** 2
+        assert abs(per.mean() - loss) <= 6 * per.std() / math.sqrt(n)
+
+
+def test_two_feature_phase_labels():
+    W = torch.tensor([[[1.0, -0.9]], [[1.0, 0.1]], [[0.0, 1.0]], [[0.2, 0.1]]])
+    assert T.two_feature_phase(W) == ["superposition", "ignore feature 2", "ignore feature 1", "neither"]
+
+
+def test_two_feature_inputs_are_checked():
+    with pytest.raises(ValueError):
+        T.two_feature_losses(1.5, 1.0)
+    with pytest.raises(ValueError):
+        T.two_feature_losses(0.5, -1.0)
+    with pytest.raises(ValueError):
+        T.two_feature_losses(0.5, 1.0, antipodal="best")
+    with pytest.raises(ValueError):
+        T.two_feature_boundary(0.0)
+
+
+# ----------------------------------------------------------------------------- linear model
+
+
+@given(n=st.integers(2, 10), data=st.data(), seed=seeds)
+def test_linear_optimum_is_the_top_m_projection(n, data, seed):
+    m = data.draw(st.integers(0, n))
+    rng = np.random.default_rng(seed)
+    imp = rng.uniform(0.1, 1.0, n)
+    var = np.full(n, T.uniform_feature_variance(float(rng.uniform(0.01, 1.0))))
+    A, loss = T.linear_optimum(imp, var, m)
+    top = np.argsort(imp)[::-1][:m]
+    P = np.zeros((n, n))
+    P[top, top] = 1
+    assert np.allclose(A, P, atol=1e-9)
+    assert math.isclose(loss, float(np.sort(imp * var)[: n - m].sum()), rel_tol=1e-9, abs_tol=1e-15)
+
+
+@given(n=st.integers(2, 8), seed=seeds)
+def test_linear_optimum_beats_random_rank_m_maps(n, seed):
+    rng = np.random.default_rng(seed)
+    m = int(rng.integers(1, n))
+    imp = rng.uniform(0.1, 1.0, n)
+    L = rng.standard_normal((n, n))
+    cov = L @ L.T / n  # correlated features: the optimum is no longer a coordinate projection
+    A, loss = T.linear_optimum(imp, cov, m)
+    Dm = np.diag(imp)
+    f = lambda A: float(np.trace(Dm @ (np.eye(n) - A) @ cov @ (np.eye(n) - A).T))  # noqa: E731
+    assert math.isclose(f(A), loss, rel_tol=1e-8, abs_tol=1e-12)
+    assert np.linalg.matrix_rank(A, tol=1e-8) <= m
+    for _ in range(20):
+        B = rng.standard_normal((n, m)) @ rng.standard_normal((m, n))
+        assert f(B) >= loss - 1e-9
+
+
+def test_feature_variance():
+    assert T.uniform_feature_variance(1.0) == pytest.approx(1 / 12)
+    assert T.uniform_feature_variance(0.0) == 0.0
+
+
+# ----------------------------------------------------------------------------- crowding
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 4])
+def test_up_to_four_directions_do_not_interfere(k):
+    loss, a, b = T.best_polygon(k)
+    assert loss == pytest.approx(0.0, abs=1e-12)
+
+
+@pytest.mark.parametrize("k,a,b", [(5, 1.37, -0.28), (8, 1.0, -0.7), (12, 2.0, -1.5), (6, 1.0, 0.1)])
+def test_polygon_feature_loss_matches_quadrature(k, a, b):
+    def quad(f, kink):
+        pts = [kink] if 0 < kink < 1 else None
+        return scipy.integrate.quad(f, 0, 1, points=pts, epsabs=1e-13, epsrel=1e-12, limit=200)[0]
+
+    own = quad(lambda x: (x - max(a * x + b, 0)) ** 2, -b / a)
+    cosines = [math.cos(2 * math.pi * j / k) for j in range(1, k)]
+    other = sum(quad(lambda x, c=c: max(a * c * x + b, 0) ** 2, -b / (a * c) if c else 2.0) for c in cosines)
+    assert T.polygon_feature_loss(k, a, b) == pytest.approx(own + other, rel=1e-9, abs=1e-12)
+
+
+def test_crowding_prediction_saturates_at_seven():
+    losses = [T.best_polygon(k)[0] for k in range(1, 17)]
+    assert all(x < 1 / 3 for x in losses) and all(np.diff(losses[3:]) > 0)  # interference grows with k
+    assert [T.crowding_prediction(n)["k"] for n in (3, 5, 7, 8, 16)] == [3, 5, 7, 7, 7]
+    pred = T.crowding_prediction(16)
+    assert pred["interference"] == pytest.approx(math.cos(2 * math.pi / 7))
+    # Dropping all 16 features costs 16/3; the best heptagon saves 7 (1/3 - ℓ*(7)).
+    assert pred["loss_per_density"] == pytest.approx(16 / 3 - 7 * (1 / 3 - T.best_polygon(7)[0]))
+
+
+def test_pentagon_optimum_matches_the_trained_pentagon():
+    # The trained pentagon (tms.pentagon) has norms ≈ 1.13–1.17 and bias ≈ -0.28 at small p.
+    loss, a, b = T.best_polygon(5)
+    assert math.sqrt(a) == pytest.approx(1.17, abs=0.01) and b == pytest.approx(-0.28, abs=0.01)
+
+
+# ----------------------------------------------------------------------------- sticky statistics
+
+
+@given(tol=st.floats(0.001, 0.1))
+def test_sticky_null_fraction_matches_a_grid(tol):
+    cands = T.STICKY_VALUES + (1 / 3,)
+    grid = torch.linspace(0, 1, 200_001, dtype=torch.float64)
+    idx = T.nearest_value(grid, cands, tol)
+    for count in (T.STICKY_VALUES, (1 / 3,)):
+        hits = torch.zeros_like(idx, dtype=torch.bool)
+        for c in count:
+            hits |= idx == cands.index(c)
+        assert T.sticky_null_fraction(cands, tol, count) == pytest.approx(float(hits.double().mean()), abs=2e-5)
+
+
+def test_nearest_value():
+    D = torch.tensor([0.0, 0.36, 0.34, 0.5, 0.9])
+    assert T.nearest_value(D, (0.375, 1 / 3, 0.5), 0.02).tolist() == [-1, 0, 1, 2, -1]
+
+
+# ----------------------------------------------------------------------------- the registered checks
+
+
+def test_all_tms_claims_registered():
+    assert [c for c in CLAIMS if c.startswith("tms.")] == MY_CLAIMS
+    for cid in MY_CLAIMS:
+        assert CLAIMS[cid].source and CLAIMS[cid].statement
+
+
+@pytest.mark.parametrize("cid", MY_CLAIMS)
+def test_check_holds_at_tiny_budget(cid):
+    rec = run_claim(CLAIMS[cid], Context(budget="tiny"))
+    expected = "counterexample" if cid == "tms.two_feature_phase" else "holds"
+    assert rec.verdict == expected, rec.detail
+    assert rec.predicted is not None and rec.observed is not None and rec.tolerance is not None
+
+
+def test_frame_check_detects_a_wrong_frame(monkeypatch):
+    # Swap a frame for the non-tight equal-edge antiprism: the exact check must fail.
+    def bad():
+        F = T.square_antiprism().clone()
+        F[2] *= 0.9
+        return F / F.norm(dim=0)
+
+    monkeypatch.setitem(T.TIGHT_FRAMES, "square antiprism", bad)
+    rec = run_claim(CLAIMS["tms.frame_dimensionality"], Context(budget="tiny"))
+    assert rec.verdict == "fails"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cid", MY_CLAIMS)
+def test_check_holds_at_default_budget(cid):
+    rec = run_claim(CLAIMS[cid], Context(budget="default"))
+    assert rec.verdict == "holds", rec.detail
+
+
+def test_two_feature_boundary_counterexample_is_pinned():
+    """r = 1, p = 0.6 lies above the claimed boundary 4/7, yet the antipodal pair with its
+    optimal bias beats both dedicated configurations: the 'iff' is refuted there."""
+    assert T.two_feature_boundary(1.0) == pytest.approx(4 / 7)
+    unit = T.two_feature_losses(0.6, 1.0)
+    assert unit["antipodal"] > min(unit["ignore_1"], unit["ignore_2"])  # the b = 0 pair loses ...
+    best = T.two_feature_losses(0.6, 1.0, antipodal="bias")
+    assert best["antipodal"] < min(best["ignore_1"], best["ignore_2"])  # ... the biased one wins
+    assert best["ignore_1"] == pytest.approx(0.6 / 3 - 0.36 / 4)
