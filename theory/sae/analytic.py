@@ -34,7 +34,7 @@ import numpy as np
 import scipy.optimize
 import sympy as sp
 
-from .registry import Context, Result, claim, holds_if
+from ..registry import Context, Result, claim, holds_if
 
 __all__ = [
     "BiasInterval",
@@ -845,8 +845,3 @@ def _argmin_sum_reduction(lam: float, step: float) -> np.ndarray:
         step /= 5
     p = np.sort(_wrap(p))
     return p if abs(p[0]) <= abs(90 - p[1]) else np.sort(90 - p)
-
-
-# =============================================================================================
-# ---- empirical claims (simulated with toymodels.sae)
-# =============================================================================================

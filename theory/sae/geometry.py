@@ -1,0 +1,1 @@
+"""Decoder geometry vs random directions, gated vs rescaled SAEs, bound dictionaries (being written)."""

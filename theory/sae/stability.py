@@ -1,0 +1,1 @@
+"""Seed stability, featureless data, high-frequency pruning (being written)."""
