@@ -15,8 +15,8 @@ $(STAMP): pyproject.toml constraints.txt
 
 ## demo: quick figure set + theory report into figures/out/
 demo: $(STAMP)
-	$(PY) -m figures --preset quick --device $(DEVICE)
-	$(PY) -m theory --device $(DEVICE) --markdown figures/out/theory_report.md --json figures/out/theory_report.json
+	$(PY) -m figures --preset quick --device $(DEVICE) --jobs 2
+	$(PY) -m theory --device $(DEVICE) --threads 1 --markdown figures/out/theory_report.md --json figures/out/theory_report.json
 
 ## test: the CI suite (hypothesis `ci` profile, slow simulations deselected)
 test: $(STAMP)

@@ -1,7 +1,7 @@
 """Every figure script runs at its tiny preset and writes real PNG files."""
 import pytest
 
-from figures.__main__ import figure_modules, run
+from figures.runner import figure_modules, run
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

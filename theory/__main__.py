@@ -46,7 +46,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--budget", choices=BUDGETS, default="default", help="simulation size (default: default)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--list", action="store_true", help="list the claims and exit")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for torch (the checks' models are small: 1 is often fastest)")
     args = p.parse_args(argv)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
 
     registry = load_all()
     missing = [i for i in EXPECTED_IDS if i not in registry]
