@@ -1,8 +1,10 @@
 """One trainer for every batched model (toy models and SAEs) on any source of batches.
 
 A model provides ``loss_and_grad(x) -> (I,)`` (per-instance losses, ``.grad`` filled) and may
-provide ``before_optimizer_step(step)`` / ``after_optimizer_step(step)`` hooks (an SAE's
-decoder projection and renormalisation, dead-latent resampling). The loss is summed over
+provide ``before_optimizer_step(step)`` / ``after_optimizer_step(step, x)`` hooks (an SAE's
+decoder projection and renormalisation, dead-latent resampling) and
+``attach_optimizer(optimizer)`` (called once per chunk, so a model can reset optimizer state,
+e.g. the Adam moments of resampled SAE latents). The loss is summed over
 instances, so under Adam each instance trains exactly as if alone.
 
 Features: Adam/AdamW (fused kernels), linear warm-up then constant, cosine or linear decay,
@@ -222,6 +224,9 @@ def _train_chunk(
 ) -> tuple[list[dict[str, Any]], float]:
     params = [p for p in model.parameters() if p.requires_grad]
     opt = make_optimizer(params, config)
+    attach = getattr(model, "attach_optimizer", None)
+    if attach is not None:  # e.g. an SAE resetting the Adam moments of resampled latents
+        attach(opt)
     step0, history, good_step = 0, [], None
     if resume and ckpt is not None and ckpt.exists():
         state = load_checkpoint(ckpt, _device_of(model))
@@ -336,6 +341,9 @@ def train(
     per_chunk = instances_per_chunk(model, config, dev)
     starts = list(range(0, n_inst, per_chunk))
     histories, seconds = [], 0.0
+    # A shared source (1 instance) is rewound for every chunk, so each chunk sees the batches
+    # an unchunked run would (chunking must not change any instance's result).
+    rng0 = source.get_state() if len(starts) > 1 and source.n_instances == 1 else None
     with tqdm(total=config.steps, desc=desc, disable=config.quiet, leave=False, mininterval=0.5) as bar:
         for c, start in enumerate(starts):
             ckpt = None if out is None else out / ("checkpoint.pt" if len(starts) == 1 else f"checkpoint-{c}.pt")
@@ -345,6 +353,8 @@ def train(
                 idx = slice(start, min(start + per_chunk, n_inst))
                 sub_model = model.subset(idx)
                 sub_source = source if source.n_instances == 1 else source.subset(idx)
+                if rng0 is not None:
+                    source.set_state(rng0)
                 bar.reset()
             hist, secs = _train_chunk(sub_model, sub_source, config, ckpt, resume, bar)
             histories.append(hist)

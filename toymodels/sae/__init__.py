@@ -1,0 +1,91 @@
+"""Sparse autoencoders, batched over a leading instance axis (an L1 or k sweep is one run).
+
+An L1 sweep over four instances in one run, scored against the true directions::
+
+    from toymodels import SparseFeatures
+    from toymodels.train import TrainConfig, train
+    from toymodels.sae import SAEConfig, build_sae, evaluate_sae
+
+    src = SparseFeatures(128, 3 / 128, d_embed=64)          # ground truth: src.directions
+    cfg = SAEConfig(arch="relu", d_model=64, dict_size=256, n_instances=4,
+                    l1_coefficient=(0.03, 0.06, 0.13, 0.3))
+    sae = build_sae(cfg, seed=0)
+    train(sae, src, TrainConfig(steps=3000, batch_size=1024))
+    evaluate_sae(sae, src)["mmcs"]                           # one value per instance
+
+``sae.encode(x)`` gives codes (I, B, F), ``sae(x)`` reconstructions, ``sae.W_dec`` the
+decoder rows (I, F, D) and ``sae.decoder_directions()`` the same as columns (I, D, F), the
+layout of :func:`toymodels.metrics.mmcs`. The command line is ``toymodels sae``
+(:mod:`.cli`).
+
+Architectures (one module each, registered by name in :data:`ARCHITECTURES`):
+
+- ``relu``      ReLU + L1 weighted by decoder norms (Bricken et al. 2023)      :mod:`.relu`
+- ``gated``     Gated SAE (Rajamanoharan et al. 2024)                          :mod:`.gated`
+- ``rescaled``  the Gated SAE's loss without its Heaviside gate (seed 000)     :mod:`.gated`
+- ``topk``      TopK with the aux-k loss (Gao et al. 2024)                     :mod:`.topk`
+- ``batchtopk`` BatchTopK with a calibrated inference threshold (Bussmann et al. 2024)
+- ``jumprelu``  JumpReLU with an L0 penalty and STE thresholds (Rajamanoharan et al. 2024b)
+- ``bound``     ReLU SAE with W_dec = [W_half; W_half R_map] (seed 004)         :mod:`.bound`
+
+Adding one: a module defining a :class:`SAE` subclass decorated with ``@register`` and one
+name in the import line below. Train with :func:`toymodels.train.train`; measure with
+:func:`evaluate_sae` and :mod:`toymodels.metrics`.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from .registry import ARCHITECTURES, arch_names, register
+from .config import SAEConfig
+from .base import SAE, decoder_orthogonality, geometric_median
+
+# Registration: one module per architecture.
+from . import relu, gated, topk, jumprelu, bound  # noqa: E402,F401  (each registers its classes)
+
+from .relu import ReLUSAE  # noqa: E402
+from .gated import GatedSAE, RescaledSAE  # noqa: E402
+from .topk import BatchTopKSAE, TopKSAE  # noqa: E402
+from .jumprelu import JumpReLUSAE  # noqa: E402
+from .bound import BoundSAE  # noqa: E402
+from .evaluate import evaluate_sae, ground_truth_directions  # noqa: E402
+
+
+def build_sae(config: SAEConfig, *, seed: int = 0, device: str | torch.device = "cpu") -> SAE:
+    """The SAE class registered under ``config.arch``, initialised from ``seed``."""
+    return ARCHITECTURES[config.arch](config, seed=seed, device=device)
+
+
+def sae_from_spec(spec: dict[str, Any], device: str | torch.device = "cpu") -> SAE:
+    """Rebuild an (untrained) SAE from :meth:`SAE.spec` (as saved in a run folder's
+    config.json); load the weights separately (:func:`toymodels.runs.load_model` does both)."""
+    spec = dict(spec)
+    family = spec.pop("family", "sae")
+    if family != "sae":
+        raise ValueError(f"spec is for model family {family!r}, not 'sae'")
+    seed = spec.pop("seed", 0)
+    return build_sae(SAEConfig.from_dict(spec), seed=seed, device=device)
+
+
+__all__ = [
+    "ARCHITECTURES",
+    "BatchTopKSAE",
+    "BoundSAE",
+    "GatedSAE",
+    "JumpReLUSAE",
+    "ReLUSAE",
+    "RescaledSAE",
+    "SAE",
+    "SAEConfig",
+    "TopKSAE",
+    "arch_names",
+    "build_sae",
+    "decoder_orthogonality",
+    "evaluate_sae",
+    "geometric_median",
+    "ground_truth_directions",
+    "register",
+    "sae_from_spec",
+]

@@ -1,0 +1,161 @@
+"""``SAEConfig``: every setting of a batched sparse autoencoder, checked at construction.
+
+The config is the documentation: each field has a default and a docstring. Bad values
+(a dictionary smaller than 1, k above the dictionary size, a negative or NaN coefficient,
+an unknown architecture) raise ``ValueError`` naming the field and its allowed range, so
+they never reach training. :meth:`SAEConfig.from_dict` rejects unknown keys, so a typo in a
+saved spec fails instead of being ignored.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import torch
+
+from .._validate import check_choice, check_float, check_int, check_nonneg
+from .registry import arch_names
+
+B_DEC_INITS = ("zeros", "mean", "geometric-median")
+K_ARCHS = ("topk", "batchtopk")
+"""Architectures whose sparsity is set by k rather than by a penalty coefficient."""
+
+
+def _per_instance(name: str, value: Any, n_instances: int, check) -> Any:
+    """A scalar, or a sequence of exactly ``n_instances`` values; each passes ``check``."""
+    if isinstance(value, (list, tuple)):
+        if len(value) != n_instances:
+            raise ValueError(
+                f"{name} has {len(value)} values but n_instances = {n_instances}; give one value or one per instance"
+            )
+        return tuple(check(f"{name}[{i}]", v) for i, v in enumerate(value))
+    if isinstance(value, torch.Tensor):
+        return _per_instance(name, value.tolist() if value.ndim else value.item(), n_instances, check)
+    return check(name, value)
+
+
+@dataclass(frozen=True)
+class SAEConfig:
+    """Shape, architecture and training options of I sparse autoencoders trained side by side.
+
+    Shapes: D = ``d_model`` (input dim), F = ``dict_size`` (latents), I = ``n_instances``.
+    ``l1_coefficient`` and ``k`` take one value, or one per instance (a sweep in one run).
+    """
+
+    arch: str = "relu"
+    """Architecture name: relu, gated, rescaled, topk, batchtopk, jumprelu or bound (see
+    ``toymodels.sae.ARCHITECTURES``)."""
+    d_model: int = 64
+    """D, the width of the activations the SAE reconstructs."""
+    dict_size: int = 256
+    """F, the number of latents (dictionary directions). Even for ``bound``."""
+    n_instances: int = 1
+    """I, independent SAEs trained side by side (an L1 or k sweep, or seeds)."""
+    l1_coefficient: float | tuple[float, ...] = 0.1
+    """λ >= 0, the sparsity penalty's coefficient: L1 for relu/gated/rescaled/bound, L0 for
+    jumprelu; unused by topk/batchtopk. One value or one per instance."""
+    k: int | tuple[int, ...] | None = None
+    """Active latents per sample for topk (exact) and batchtopk (on average over the batch);
+    required by those, in [1, dict_size]. One value or one per instance."""
+    aux_k: int | None = None
+    """topk/batchtopk: dead latents used by the aux-k loss (Gao et al. 2024, section A.2);
+    None means max(1, d_model // 2) capped at dict_size; 0 turns the aux-k loss off."""
+    aux_coefficient: float = 1 / 32
+    """α, the weight of the aux-k loss (Gao et al. use 1/32)."""
+    dead_window: int = 200
+    """A latent that has not fired for this many training steps counts as dead (for the aux-k
+    loss and for resampling)."""
+    decoder_orthogonality: float = 0.0
+    """Coefficient of the decoder-orthogonality penalty: mean over pairs i != j of
+    cos²(d_i, d_j) of the decoder rows (seed 000); 0 turns it off."""
+    tied_init: bool = True
+    """Initialise the encoder as the transpose of the decoder (otherwise independent random
+    unit directions)."""
+    b_dec_init: str = "geometric-median"
+    """How b_dec is set from the first training batch: zeros, mean, or geometric-median
+    (Weiszfeld's algorithm, as in Bricken et al. 2023)."""
+    sparsity_warmup_steps: int = 0
+    """Ramp λ linearly from λ/N to λ over the first N steps (0: no warm-up)."""
+    resample_every: int = 0
+    """Every this many steps, re-initialise dead latents towards high-loss inputs and reset
+    their Adam moments (Bricken et al. 2023, "Towards Monosemanticity"); 0: never."""
+    resample_scale: float = 0.2
+    """A resampled encoder column is the input direction times this factor times the mean
+    norm of the alive encoder columns (0.2 in Bricken et al. 2023)."""
+    jumprelu_bandwidth: float = 0.05
+    """ε, the width of the rectangle kernel in JumpReLU's straight-through estimator. The
+    paper's 0.001 (with θ = 0.001 at init) suits activations normalised to E||x||² = D over
+    ~10⁵ steps; toy data with O(1) activations trains in a few thousand steps with 0.05."""
+    jumprelu_init_threshold: float = 0.1
+    """JumpReLU's initial threshold θ (> 0; stored as log θ). See ``jumprelu_bandwidth``."""
+    threshold_ema: float = 0.01
+    """batchtopk: rate of the exponential moving average of the smallest kept activation,
+    the threshold used at inference."""
+
+    def __post_init__(self) -> None:
+        check_choice("arch", self.arch, arch_names())
+        check_int("d_model", self.d_model, 1)
+        check_int("dict_size", self.dict_size, 1)
+        check_int("n_instances", self.n_instances, 1)
+        i, f = self.n_instances, self.dict_size
+        l1 = _per_instance("l1_coefficient", self.l1_coefficient, i, check_nonneg)
+        object.__setattr__(self, "l1_coefficient", l1)
+        if self.k is None:
+            if self.arch in K_ARCHS:
+                raise ValueError(f"k is required for arch {self.arch!r}: an integer in [1, dict_size = {f}]")
+        else:
+            k = _per_instance("k", self.k, i, lambda n, v: check_int(n, v, 1, f))
+            object.__setattr__(self, "k", k)
+        if self.aux_k is not None:
+            check_int("aux_k", self.aux_k, 0, f)
+        check_nonneg("aux_coefficient", self.aux_coefficient)
+        check_int("dead_window", self.dead_window, 1)
+        check_nonneg("decoder_orthogonality", self.decoder_orthogonality)
+        if not isinstance(self.tied_init, bool):
+            raise ValueError(f"tied_init must be True or False, got {self.tied_init!r}")
+        check_choice("b_dec_init", self.b_dec_init, B_DEC_INITS)
+        check_int("sparsity_warmup_steps", self.sparsity_warmup_steps, 0)
+        check_int("resample_every", self.resample_every, 0)
+        check_nonneg("resample_scale", self.resample_scale)
+        check_float("jumprelu_bandwidth", self.jumprelu_bandwidth, 0.0, math.inf, lo_open=True, hi_open=True)
+        check_float("jumprelu_init_threshold", self.jumprelu_init_threshold, 0.0, math.inf, lo_open=True, hi_open=True)
+        check_float("threshold_ema", self.threshold_ema, 0.0, 1.0, lo_open=True)
+        if self.arch == "bound" and f % 2:
+            raise ValueError(f"dict_size must be even for arch 'bound' (two halves of F/2 latents), got {f}")
+
+    # ------------------------------------------------------------------ helpers
+    def per_instance(self, name: str) -> list[Any]:
+        """``l1_coefficient`` or ``k`` as a list of n_instances values."""
+        v = getattr(self, name)
+        return list(v) if isinstance(v, tuple) else [v] * self.n_instances
+
+    @property
+    def effective_aux_k(self) -> int:
+        """The aux-k used: ``aux_k``, or max(1, d_model // 2) capped at dict_size."""
+        if self.aux_k is not None:
+            return self.aux_k
+        return min(self.dict_size, max(1, self.d_model // 2))
+
+    def subset(self, index: list[int]) -> "SAEConfig":
+        """The config of the chosen instances (per-instance values follow them)."""
+        d = asdict(self)
+        d["n_instances"] = len(index)
+        for name in ("l1_coefficient", "k"):
+            v = getattr(self, name)
+            if isinstance(v, tuple):
+                d[name] = tuple(v[j] for j in index)
+        return SAEConfig(**d)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields (tuples become lists)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "SAEConfig":
+        """Build from :meth:`to_dict` output; unknown keys are an error, not ignored."""
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"unknown SAEConfig field(s) {unknown}; known fields: {sorted(names)}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
