@@ -209,8 +209,8 @@ class ReLUOutput(ToyModel):
         r = out.sub_(x) if self._relu else out - x
         g = r * (self.importance[:, None, :] * (2.0 / (bsz * n)))  # (I, B, N)
         loss = torch.einsum("ibn,ibn->i", g, r) * 0.5
-        if self._relu:
-            g = g.masked_fill_(z <= 0, 0.0)
+        if self._relu:  # σ'(z): keep g where z > 0 (one fused kernel, no bool mask)
+            g = torch.ops.aten.threshold_backward(g, z, 0.0)
         gW = torch.bmm(h.transpose(1, 2), g)  # (I, M, N)
         gW.baddbmm_(torch.bmm(g, W.transpose(1, 2)).transpose(1, 2), x.expand(W.shape[0], -1, -1))
         W.grad = gW
