@@ -90,7 +90,6 @@ def test_featureless_data(tmp_path, data):
         (["--data", "tms", "--tms-run", "/nonexistent", "--random-weights"], "either --tms-run DIR or --random-weights"),
         (["--data", "tms", "--tms-run", "/nonexistent"], "is not a finished `toymodels tms` run folder"),
         (["--random-weights"], "only apply to --data tms"),
-        (["--arch", "relu", "--k", "3"], "--k applies to topk and batchtopk"),
         (["--arch", "bound", "--dict-size", "7"], "dict_size must be even"),
     ],
 )
@@ -101,3 +100,12 @@ def test_bad_input_exits_2_with_one_line_before_training(tmp_path, capsys, args,
     assert err.startswith("toymodels sae: error:") and "\n" not in err
     assert message in err
     assert not out.exists()  # nothing trained or written
+
+
+def test_k_is_ignored_with_a_note_for_penalty_architectures(tmp_path, capsys):
+    """One contract command line (with --k and --l1-coefficient) drives every --arch."""
+    out = tmp_path / "run"
+    assert main(["sae", "--arch", "relu", "--k", "3", "--l1-coefficient", "0.1", "--d-model", "8", "--n-features", "16",
+                 "--dict-size", "16", "--steps", "3", "--batch-size", "32", "--quiet", "--out", str(out)]) == 0
+    assert "--k applies to topk and batchtopk; ignored for --arch relu" in capsys.readouterr().err
+    assert (out / "metrics.json").exists()

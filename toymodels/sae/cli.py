@@ -10,6 +10,7 @@ Every input is checked before training; bad input exits with code 2 and one line
 from __future__ import annotations
 
 import argparse
+import sys
 import dataclasses
 import math
 from pathlib import Path
@@ -173,8 +174,8 @@ def run_sae(args: argparse.Namespace) -> int:
     k = None
     if args.arch in K_ARCHS:
         k = sweep_values(args.k or [8], n_i, "--k", integer=True)
-    elif args.k is not None:
-        raise ValueError(f"--k applies to topk and batchtopk, not --arch {args.arch}")
+    elif args.k is not None:  # one command line can drive every --arch: say it, do not fail
+        print(f"toymodels sae: note: --k applies to topk and batchtopk; ignored for --arch {args.arch}", file=sys.stderr)
     cfg = SAEConfig(
         arch=args.arch,
         d_model=source.dim,
