@@ -42,11 +42,7 @@ __all__ = [
 ]
 
 
-def _int(name: str, value: Any, lo: int = 1, hi: int | None = None) -> int:
-    """An integer in [lo, hi]; numpy integers count as integers (bools and NaN do not)."""
-    if isinstance(value, np.integer):
-        value = int(value)
-    return _check_int(name, value, lo, hi)
+_int = _check_int  # numpy integers count as integers (bools and NaN do not)
 
 
 def _matrix(name: str, a: Any, ndim: int = 2) -> np.ndarray:

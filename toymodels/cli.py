@@ -3,11 +3,11 @@ folder (``toymodels --help`` lists every subcommand)."""
 from __future__ import annotations
 
 import argparse
-import json
+import math
 import sys
 from dataclasses import asdict
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 
@@ -61,17 +61,26 @@ def train_config_from_args(args: argparse.Namespace):
     )
 
 
+def sweep_values(values: Sequence[float], n: int, flag: str, *, integer: bool = False) -> list[Any]:
+    """One value for every instance, or two: log-spaced from the first to the last across
+    the n instances (rounded for integers)."""
+    if len(values) not in (1, 2):
+        raise ValueError(f"{flag} takes one value or two (first and last of a log-spaced sweep); got {len(values)}")
+    if len(values) == 1:
+        return [values[0]] * n
+    lo, hi = float(values[0]), float(values[1])
+    if not (lo > 0 and hi > 0 and math.isfinite(lo) and math.isfinite(hi)):
+        raise ValueError(f"{flag} values must be positive and finite to be log-spaced, got {values[0]} and {values[1]}")
+    pts = [lo] if n == 1 else torch.logspace(math.log10(lo), math.log10(hi), n, dtype=torch.float64).tolist()
+    return [int(round(v)) for v in pts] if integer else pts
+
+
 def sweep_probabilities(values: Sequence[float], n: int) -> torch.Tensor:
     """One value for every instance, or two log-spaced from the first to the last."""
-    if len(values) == 1:
-        return torch.full((n,), float(values[0]))
-    lo, hi = float(values[0]), float(values[1])
-    for name, v in (("P", lo), ("P_LAST", hi)):
-        if not 0 < v <= 1:
+    for name, v in zip(("P", "P_LAST"), values):
+        if len(values) == 2 and not 0 < float(v) <= 1:
             raise ValueError(f"--feature-probability {name} must be in (0, 1] to be log-spaced, got {v}")
-    if n == 1:
-        return torch.tensor([lo])
-    return torch.logspace(torch.log10(torch.tensor(lo)), torch.log10(torch.tensor(hi)), n)
+    return torch.tensor(sweep_values(values, n, "--feature-probability"), dtype=torch.float32)
 
 
 # ---------------------------------------------------------------------- tms

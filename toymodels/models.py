@@ -15,7 +15,7 @@ under Adam (Adam is invariant to the scale of each parameter's gradient).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
 import torch

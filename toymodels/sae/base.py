@@ -303,6 +303,17 @@ class SAE(nn.Module):
         return self.steps_since_fired_IF >= self.config.dead_window
 
     # ------------------------------------------------------------------ trainer hooks
+    def _finish_hand_step(self, loss: torch.Tensor, fired: torch.Tensor) -> torch.Tensor:
+        """The end of a hand-derived ``loss_and_grad``: add the decoder-orthogonality penalty
+        (its gradient through autograd) and record which latents fired."""
+        c = self.config.decoder_orthogonality
+        if c > 0:
+            ortho = decoder_orthogonality(self.W_dec)
+            (c * ortho).sum().backward()
+            loss = loss + c * ortho.detach()
+        self._record_firing(fired)
+        return loss
+
     def attach_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
         """Called by the trainer with its optimizer, so resampling can reset Adam moments."""
         self._optimizer = optimizer

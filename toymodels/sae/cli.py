@@ -12,27 +12,12 @@ from __future__ import annotations
 import argparse
 import sys
 import dataclasses
-import math
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 
 DATA_KINDS = ("features", "tms", "gaussian-mixture", "unit-cube")
-
-
-def sweep_values(values: Sequence[float], n: int, flag: str, *, integer: bool = False) -> list[Any]:
-    """One value for every instance, or two: log-spaced from the first to the last across
-    the n instances (rounded for integers)."""
-    if len(values) not in (1, 2):
-        raise ValueError(f"{flag} takes one value or two (first and last of a log-spaced sweep); got {len(values)}")
-    if len(values) == 1:
-        return [values[0]] * n
-    lo, hi = float(values[0]), float(values[1])
-    if not (lo > 0 and hi > 0 and math.isfinite(lo) and math.isfinite(hi)):
-        raise ValueError(f"{flag} values must be positive and finite to be log-spaced, got {values[0]} and {values[1]}")
-    pts = [lo] if n == 1 else torch.logspace(math.log10(lo), math.log10(hi), n, dtype=torch.float64).tolist()
-    return [int(round(v)) for v in pts] if integer else pts
 
 
 def add_sae_parser(sub: argparse._SubParsersAction) -> None:
@@ -170,6 +155,8 @@ def run_sae(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     source = build_source(args, device)
     n_i = args.instances
+    from ..cli import sweep_values
+
     l1 = sweep_values(args.l1_coefficient, n_i, "--l1-coefficient")
     k = None
     if args.arch in K_ARCHS:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import SAE, decoder_orthogonality
+from .base import SAE
 from .registry import register
 
 
@@ -77,10 +77,4 @@ class ReLUSAE(SAE):
             b_dec.grad = g.sum(dim=1) - torch.bmm(W_enc, grad_b_enc[..., None])[..., 0]
             self._decoder_backward(grad_W_dec)
             fired = active.any(dim=1)
-        c = self.config.decoder_orthogonality
-        if c > 0:
-            ortho = decoder_orthogonality(self.W_dec)
-            (c * ortho).sum().backward()
-            loss = loss + c * ortho.detach()
-        self._record_firing(fired)
-        return loss
+        return self._finish_hand_step(loss, fired)

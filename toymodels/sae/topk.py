@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import SAE, decoder_orthogonality
+from .base import SAE
 from .registry import register
 from .sparse import Pattern, sparse_decode, sparse_linear_at
 
@@ -155,13 +155,7 @@ class SparseCodeSAE(SAE):
             b_dec.grad = grads[0][2].sum(dim=1) - torch.bmm(W_enc, g_b_enc[..., None])[..., 0]
             self._decoder_backward(g_W_dec.view(n_i, n_f, d))
             fired = pattern.sum_cols((v > 0).to(v.dtype)).view(n_i, n_f) > 0
-        c = self.config.decoder_orthogonality
-        if c > 0:
-            ortho = decoder_orthogonality(self.W_dec)
-            (c * ortho).sum().backward()
-            loss = loss + c * ortho.detach()
-        self._record_firing(fired)
-        return loss
+        return self._finish_hand_step(loss, fired)
 
     def encode(self, x: torch.Tensor, *, train: bool = False) -> torch.Tensor:
         x = self._check_input(x)
