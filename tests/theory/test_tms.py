@@ -321,7 +321,9 @@ def test_sticky_null_fraction_matches_a_grid(tol):
         hits = torch.zeros_like(idx, dtype=torch.bool)
         for c in count:
             hits |= idx == cands.index(c)
-        assert T.sticky_null_fraction(cands, tol, count) == pytest.approx(float(hits.double().mean()), abs=2e-5)
+        # each interval edge is resolved to one grid step: 2 edges per candidate
+        grid_error = 2 * len(cands) * (1 / (grid.numel() - 1))
+        assert T.sticky_null_fraction(cands, tol, count) == pytest.approx(float(hits.double().mean()), abs=grid_error)
 
 
 def test_nearest_value():
@@ -362,7 +364,8 @@ def test_frame_check_detects_a_wrong_frame(monkeypatch):
 @pytest.mark.parametrize("cid", MY_CLAIMS)
 def test_check_holds_at_default_budget(cid):
     rec = run_claim(CLAIMS[cid], Context(budget="default"))
-    assert rec.verdict == "holds", rec.detail
+    expected = "counterexample" if cid == "tms.two_feature_phase" else "holds"
+    assert rec.verdict == expected, rec.detail
 
 
 def test_two_feature_boundary_counterexample_is_pinned():
