@@ -22,6 +22,8 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from toymodels.runs import jsonable
+
 STATUSES = ("proven", "exact", "empirical", "conjecture", "refuted")
 VERDICTS = ("holds", "fails", "open", "counterexample")
 TOPICS = ("interference", "natural_latents", "erasure", "tms", "sae", "hessian", "metrics", "linalg")
@@ -116,9 +118,9 @@ class Record:
             "id": self.id,
             "status": self.status,
             "verdict": self.verdict,
-            "predicted": _plain(self.predicted),
-            "observed": _plain(self.observed),
-            "tolerance": _plain(self.tolerance),
+            "predicted": jsonable(self.predicted),
+            "observed": jsonable(self.observed),
+            "tolerance": jsonable(self.tolerance),
             "detail": self.detail,
             "seconds": round(self.seconds, 3),
         }
@@ -192,20 +194,3 @@ def run_claim(c: Claim, ctx: Context) -> Record:
         rec = Record(c.id, c.status, "fails", None, None, None, f"check raised {type(e).__name__}: {e} ({tb})")
     rec.seconds = time.perf_counter() - t0
     return rec
-
-
-def _plain(x: Any) -> Any:
-    """JSON-friendly numbers: numpy/torch scalars and arrays become Python floats/lists."""
-    if isinstance(x, torch.Tensor):
-        x = x.detach().cpu().numpy()
-    if isinstance(x, np.ndarray):
-        return _plain(x.tolist())
-    if isinstance(x, (np.floating, np.integer, np.bool_)):
-        return x.item()
-    if isinstance(x, float) and not math.isfinite(x):
-        return None if math.isnan(x) else ("inf" if x > 0 else "-inf")
-    if isinstance(x, dict):
-        return {str(k): _plain(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_plain(v) for v in x]
-    return x

@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
@@ -32,25 +33,29 @@ def _atomic(path: Path, write) -> None:
         raise
 
 
-def _jsonable(obj: Any) -> Any:
+def jsonable(obj: Any) -> Any:
+    """Plain JSON values: tensors and numpy arrays become (nested) lists, numpy/torch scalars
+    Python numbers, paths strings, and non-finite floats null / "inf" / "-inf" (JSON has no NaN)."""
     if isinstance(obj, torch.Tensor):
-        return obj.detach().cpu().tolist()
+        return jsonable(obj.detach().cpu().tolist())
+    if isinstance(obj, np.ndarray):
+        return jsonable(obj.tolist())
+    if isinstance(obj, (np.floating, np.integer, np.bool_)):
+        return jsonable(obj.item())
     if isinstance(obj, float) and not math.isfinite(obj):
         return None if math.isnan(obj) else ("inf" if obj > 0 else "-inf")
     if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
+        return {str(k): jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
+        return [jsonable(v) for v in obj]
     if isinstance(obj, Path):
         return str(obj)
-    if hasattr(obj, "item") and callable(obj.item):
-        return obj.item()
     return obj
 
 
 def write_json(path: str | Path, obj: Any) -> None:
     """Write ``obj`` as indented JSON, atomically (tensors become lists)."""
-    text = json.dumps(_jsonable(obj), indent=2)
+    text = json.dumps(jsonable(obj), indent=2)
 
     def write(tmp: str) -> None:
         with open(tmp, "w") as f:
