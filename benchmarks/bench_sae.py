@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from toymodels.data import SparseFeatures  # noqa: E402
 from toymodels.sae import SAEConfig, build_sae  # noqa: E402
-from toymodels.train import TrainConfig, make_optimizer  # noqa: E402
+from toymodels.train import TrainConfig, make_optimizer, optimizer_step  # noqa: E402
 
 D, F, N_FEATURES, K = 256, 2048, 512, 32
 L1 = 1e-3
@@ -101,12 +101,7 @@ REFERENCES = {"relu": DenseReLU, "topk": DenseTopK, "batchtopk": DenseBatchTopK}
 # ---------------------------------------------------------------------- steps
 def ours_step(model, opt):
     def step(x: torch.Tensor) -> None:
-        for p in model.parameters():
-            p.grad = None
-        model.loss_and_grad(x)
-        model.before_optimizer_step(0)
-        opt.step()
-        model.after_optimizer_step(0, x)
+        optimizer_step(model, opt, x, 0)
 
     return step
 

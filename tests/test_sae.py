@@ -18,7 +18,7 @@ from toymodels.sae import (
 from toymodels.sae.config import K_ARCHS
 from toymodels.sae.jumprelu import jumprelu, step
 from toymodels.sae.sparse import Pattern, sparse_decode, sparse_linear_at
-from toymodels.train import TrainConfig, make_optimizer, train
+from toymodels.train import TrainConfig, make_optimizer, optimizer_step, train
 
 ALL_ARCHS = ["relu", "gated", "rescaled", "topk", "batchtopk", "jumprelu", "bound"]
 
@@ -43,12 +43,7 @@ def run_steps(sae, xs, opt=None):
     opt = opt or make_optimizer(list(sae.parameters()), TrainConfig(lr=1e-2))
     sae.attach_optimizer(opt)
     for x in xs:
-        for p in sae.parameters():
-            p.grad = None
-        sae.loss_and_grad(x)
-        sae.before_optimizer_step(0)
-        opt.step()
-        sae.after_optimizer_step(0, x)
+        optimizer_step(sae, opt, x, 0)
     return opt
 
 

@@ -247,6 +247,29 @@ def evaluate(model: torch.nn.Module, source: Any, n_samples: int, batch_size: in
     return (total / seen).detach()
 
 
+def optimizer_step(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    x: torch.Tensor,
+    step: int,
+    params: list[torch.nn.Parameter] | None = None,
+) -> torch.Tensor:
+    """One training step exactly as :func:`train` takes it: clear the gradients, fill them
+    with ``model.loss_and_grad(x)``, call ``before_optimizer_step(step)`` if the model has it,
+    step the optimizer, then ``after_optimizer_step(step, x)``. Returns the (I,) losses."""
+    for p in model.parameters() if params is None else params:
+        p.grad = None
+    loss = model.loss_and_grad(x)
+    before = getattr(model, "before_optimizer_step", None)
+    if before is not None:
+        before(step)
+    optimizer.step()
+    after = getattr(model, "after_optimizer_step", None)
+    if after is not None:
+        after(step, x)
+    return loss
+
+
 def _check_finite(loss: torch.Tensor, step: int, lr: float, ckpt: Path | None, good_step: int | None) -> None:
     bad = ~torch.isfinite(loss)
     if bool(bad.any()):
@@ -300,8 +323,6 @@ def _train_chunk(
     # that block and skips into it, exactly as an uninterrupted run.
     k = prefetch_steps(source, config)
     block, block_idx, block_state = None, -1, source.get_state()
-    before = getattr(model, "before_optimizer_step", None)
-    after = getattr(model, "after_optimizer_step", None)
     dev = _device_of(model)
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
@@ -320,14 +341,7 @@ def _train_chunk(
             block = source.sample(config.batch_size * n_steps)
         off = (step - block_idx * k) * config.batch_size
         x = block[:, off : off + config.batch_size] if k > 1 else block
-        for p in params:
-            p.grad = None
-        loss = model.loss_and_grad(x)
-        if before is not None:
-            before(step)
-        opt.step()
-        if after is not None:
-            after(step, x)
+        loss = optimizer_step(model, opt, x, step, params)
         done = step + 1
         if done % config.log_every == 0 or done == config.steps:
             loss_cpu = loss.detach().float().cpu()
