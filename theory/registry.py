@@ -1,75 +1,70 @@
 """The claim registry: every claim under its stable ID, with a check that returns a record.
 
-A check is a function ``check(ctx: Context) -> Result``. :func:`claim` registers it with its
-statement, source and status; :func:`run_claim` turns its result into a :class:`Record`.
+Adding a claim is one decorated function in its topic module (plus its test); nothing else
+is edited. A *topic* is a module or package directly under ``theory/`` (``theory/tms.py``,
+``theory/sae/``); :func:`load_all` finds them with :mod:`pkgutil` and imports every module in
+them, which registers their claims. A claim's ID is ``<topic>.<name>``.
 
-Status words: ``proven`` / ``exact`` (must hold to numerical tolerance on every input),
-``empirical`` (a simulation compared with a prediction, tolerance stated), ``conjecture``
-(open: searched, never assumed), ``refuted`` (a counterexample is exhibited).
-Verdicts: ``holds`` / ``fails`` for proven, exact and empirical claims; ``open`` /
-``counterexample`` for conjectures and refuted claims.
+    from theory.registry import Context, Result, claim, holds_if
+
+    @claim("topic.name", status="exact", statement="...in our own words...", source="paper, §")
+    def _check_name(ctx: Context) -> Result:
+        ...
+        return Result(holds_if(ok), predicted, observed, tolerance, detail)
+
+A check is a function ``check(ctx: Context) -> Result``; :func:`run_claim` turns its result into
+a :class:`Record` (the JSON keys of ``python -m theory --json``: :data:`RECORD_KEYS`).
+
+Statuses and the verdicts each allows (:data:`VERDICTS_BY_STATUS`):
+
+- ``proven`` / ``exact``: must hold to numerical tolerance on every input -> ``holds`` | ``fails``
+- ``empirical``: a simulation compared with a prediction, tolerance stated -> ``holds`` | ``fails``
+- ``conjecture``: open, searched and never assumed -> ``open`` (nothing found) | ``counterexample``
+- ``refuted``: a counterexample is exhibited -> ``counterexample`` (it reproduces) | ``fails``
+  (it no longer does)
+
+A check that raises, or returns a verdict its status does not allow, is an error: it is recorded
+as ``fails`` with ``detail`` starting ``check raised``. :func:`is_failure` is the report's
+exit-1 rule: an error, a proven or exact claim whose verdict is not ``holds``, or a verdict its
+status does not allow.
 """
 from __future__ import annotations
 
 import importlib
 import math
+import pkgutil
+import re
 import time
 import traceback
 import zlib
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
 
 from toymodels.runs import jsonable
 
-STATUSES = ("proven", "exact", "empirical", "conjecture", "refuted")
+VERDICTS_BY_STATUS: dict[str, tuple[str, ...]] = {
+    "proven": ("holds", "fails"),
+    "exact": ("holds", "fails"),
+    "empirical": ("holds", "fails"),
+    "conjecture": ("open", "counterexample"),
+    "refuted": ("counterexample", "fails"),
+}
+STATUSES = tuple(VERDICTS_BY_STATUS)
 VERDICTS = ("holds", "fails", "open", "counterexample")
-TOPICS = ("interference", "natural_latents", "erasure", "tms", "sae", "hessian", "metrics", "linalg")
+MUST_HOLD = ("proven", "exact")
+"""Statuses whose every verdict other than ``holds`` makes the report exit 1."""
 BUDGETS = ("tiny", "default", "thorough")
-
-# Every ID the catalogue lists; `python -m theory` reports exactly these.
-EXPECTED_IDS = (
-    "interference.inner_product_distribution",
-    "interference.k_active_noise",
-    "interference.jl_vs_typical",
-    "interference.max_coherence",
-    "interference.welch_bound",
-    "interference.sae_decoder_orthogonality",
-    "natural_latents.error_definitions",
-    "natural_latents.kl_finite",
-    "natural_latents.mediator_determines_redund",
-    "natural_latents.stochastic_mediator_redund",
-    "natural_latents.trivial_latents",
-    "natural_latents.shared_bits_example",
-    "natural_latents.deterministic_conjecture",
-    "natural_latents.kl_resampling",
-    "natural_latents.js_resampling",
-    "erasure.leace_guardedness",
-    "erasure.equal_means_accuracy",
-    "tms.frame_dimensionality",
-    "tms.sticky_dimensionality",
-    "tms.pentagon",
-    "tms.two_feature_phase",
-    "tms.linear_no_superposition",
-    "tms.circle_crowding",
-    "sae.composed_latent_bias",
-    "sae.composition_preference",
-    "sae.gated_vs_rescaled",
-    "sae.high_frequency_pruning",
-    "sae.seed_stability",
-    "sae.featureless_data",
-    "sae.bound_dictionary",
-    "hessian.hvp_exact",
-    "hessian.lanczos_moments",
-    "hessian.hutchinson_variance",
-    "hessian.toy_model_spectrum",
-    "metrics.loss_recovered_vs_compute",
-    "linalg.change_of_basis",
-    "linalg.truth_like_directions",
-    "linalg.layernorm_squeeze",
-)
+RECORD_KEYS = ("id", "status", "verdict", "predicted", "observed", "tolerance", "detail", "seconds")
+"""The keys of one record in ``python -m theory --json`` (a contract)."""
+ID_PATTERN = re.compile(r"^([a-z][a-z0-9_]*)\.([a-z][a-z0-9_]*)$")
+"""A claim ID: ``<topic>.<name>``, lower-case words joined by underscores."""
+ERROR_PREFIX = "check raised "
+"""How ``detail`` starts when the check itself failed (raised, or returned a forbidden verdict)."""
+NOT_TOPICS = ("registry", "__main__")
+"""Modules directly under ``theory/`` that are infrastructure, not topics (so are ``_private`` ones)."""
 
 
 @dataclass(frozen=True)
@@ -114,6 +109,7 @@ class Record:
     seconds: float = 0.0
 
     def as_json(self) -> dict[str, Any]:
+        """The record as JSON-safe values under :data:`RECORD_KEYS`."""
         return {
             "id": self.id,
             "status": self.status,
@@ -133,33 +129,47 @@ class Claim:
     statement: str
     source: str
     check: Callable[[Context], Result] = field(repr=False)
+    module: str = ""
+    """The module that registered the claim (its topic is the part after ``theory.``)."""
+
+    @property
+    def topic(self) -> str:
+        return self.id.split(".", 1)[0]
 
 
 CLAIMS: dict[str, Claim] = {}
 
 
 def claim(id: str, *, status: str, statement: str, source: str) -> Callable:
-    """Register ``check`` under ``id``."""
+    """Register ``check`` under ``id`` (``<topic>.<name>``) with its status, statement and source."""
     if status not in STATUSES:
         raise ValueError(f"status must be one of {STATUSES}, got {status!r}")
-    if id not in EXPECTED_IDS:
-        raise ValueError(f"{id!r} is not a catalogued claim ID")
+    if not ID_PATTERN.match(id):
+        raise ValueError(f"claim ID must look like '<topic>.<name>' (lower case, underscores), got {id!r}")
+    if not statement.strip() or not source.strip():
+        raise ValueError(f"claim {id!r} needs a non-empty statement and source")
 
     def register(check: Callable[[Context], Result]) -> Callable[[Context], Result]:
         if id in CLAIMS:
             raise ValueError(f"claim {id!r} registered twice")
-        CLAIMS[id] = Claim(id, status, " ".join(statement.split()), source, check)
+        CLAIMS[id] = Claim(id, status, " ".join(statement.split()), " ".join(source.split()), check, check.__module__)
         return check
 
     return register
 
 
 def allowed_verdicts(status: str) -> tuple[str, ...]:
-    if status == "conjecture":
-        return ("open", "counterexample")
-    if status == "refuted":
-        return ("counterexample", "fails")
-    return ("holds", "fails", "counterexample")
+    """The verdicts a check of this status may return (:data:`VERDICTS_BY_STATUS`)."""
+    return VERDICTS_BY_STATUS[status]
+
+
+def is_failure(record: Record | Mapping[str, Any]) -> bool:
+    """The report's exit-1 rule: a check error, a proven/exact claim not ``holds``, or a verdict
+    its status forbids."""
+    r = record.as_json() if isinstance(record, Record) else record
+    if r["detail"].startswith(ERROR_PREFIX) or r["verdict"] not in VERDICTS_BY_STATUS.get(r["status"], ()):
+        return True
+    return r["status"] in MUST_HOLD and r["verdict"] != "holds"
 
 
 def holds_if(ok: bool) -> str:
@@ -174,23 +184,40 @@ def within(predicted: float, observed: float, rel: float = 0.0, abs_: float = 0.
     return abs(o - p) <= abs_ + rel * abs(p)
 
 
+def topics() -> tuple[str, ...]:
+    """The topic modules and packages directly under ``theory/``, sorted."""
+    import theory
+
+    return tuple(sorted(m.name for m in pkgutil.iter_modules(theory.__path__)
+                        if m.name not in NOT_TOPICS and not m.name.startswith("_")))
+
+
 def load_all() -> dict[str, Claim]:
-    """Import every topic module (registering its claims) and return the registry."""
-    for topic in TOPICS:
-        importlib.import_module(f"theory.{topic}")
-    return CLAIMS
+    """Import every module of every topic (registering its claims); the registry, by topic.
+
+    Claims come grouped by topic (in :func:`topics` order), each topic in registration order.
+    """
+    for topic in topics():
+        mod = importlib.import_module(f"theory.{topic}")
+        if hasattr(mod, "__path__"):  # a package: import all its modules, wherever the claims live
+            for sub in pkgutil.walk_packages(mod.__path__, f"theory.{topic}."):
+                importlib.import_module(sub.name)
+    order = {t: k for k, t in enumerate(topics())}
+    return dict(sorted(CLAIMS.items(), key=lambda kv: order.get(kv[1].topic, len(order))))
 
 
 def run_claim(c: Claim, ctx: Context) -> Record:
-    """Run one check; an exception becomes a ``fails`` record with its message (never hidden)."""
+    """Run one check; an exception or a verdict its status forbids becomes a ``fails`` record
+    with the message in ``detail`` (never hidden)."""
     t0 = time.perf_counter()
     try:
         r = c.check(ctx)
         if r.verdict not in allowed_verdicts(c.status):
-            raise ValueError(f"check returned verdict {r.verdict!r}, not allowed for status {c.status!r}")
+            raise ValueError(f"check returned verdict {r.verdict!r}, not allowed for status {c.status!r} "
+                             f"(allowed: {', '.join(allowed_verdicts(c.status))})")
         rec = Record(c.id, c.status, r.verdict, r.predicted, r.observed, r.tolerance, r.detail)
     except Exception as e:  # noqa: BLE001 - reported, not swallowed
         tb = traceback.format_exc(limit=3).strip().splitlines()[-1]
-        rec = Record(c.id, c.status, "fails", None, None, None, f"check raised {type(e).__name__}: {e} ({tb})")
+        rec = Record(c.id, c.status, "fails", None, None, None, f"{ERROR_PREFIX}{type(e).__name__}: {e} ({tb})")
     rec.seconds = time.perf_counter() - t0
     return rec
