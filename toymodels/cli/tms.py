@@ -1,0 +1,120 @@
+"""``toymodels tms``: train a sweep of toy models of superposition into a run folder.
+
+Flags come from :class:`toymodels.models.TMSConfig`, :class:`TMSSettings` (below),
+:class:`toymodels.train.TrainConfig` and :class:`RunSettings`: one field with its docstring
+is one flag.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from dataclasses import asdict, dataclass
+
+from .. import configargs
+from .._validate import check_int
+from ..models import TMSConfig
+from . import _common
+
+TMS_FLAGS = {"kind": "--model", "n_instances": "--instances"}
+
+
+@dataclass(frozen=True)
+class TMSSettings:
+    """The sweep of a ``toymodels tms`` run."""
+
+    feature_probability: float | tuple[float, ...] = 0.05
+    """One value for all instances, or two: log-spaced from P to P_LAST across instances."""
+    best_of: int = 1
+    """Train N seeds of every instance and keep the lowest-loss one."""
+
+    def __post_init__(self) -> None:
+        p = self.feature_probability
+        if isinstance(p, tuple) and len(p) not in (1, 2):
+            raise ValueError("--feature-probability takes one value (P) or two (P P_LAST)")
+        check_int("best_of", self.best_of, 1)
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "tms",
+        help="train toy models of superposition (a sweep over instances)",
+        description="Train I toy models side by side; write config.json, model.safetensors, "
+        "metrics.json and history.json into --out.",
+        epilog="Exit codes: 0 done; 1 training diverged (NaN/inf; the last good checkpoint is kept); "
+        "2 bad input or an unusable run folder (one line, nothing trained).",
+    )
+    configargs.add_arguments(p, TMSConfig, flags=TMS_FLAGS, include=["kind", "n_features", "d_hidden", "n_instances"])
+    configargs.add_arguments(p, TMSSettings, include=["feature_probability"], metavars={"feature_probability": ("P", "P_LAST")})
+    configargs.add_arguments(p, TMSConfig, include=["importance_decay"])
+    configargs.add_arguments(p, TMSSettings, include=["best_of"])
+    _common.add_run_arguments(p, out="runs/tms")
+    _common.add_train_arguments(p, steps=5000, batch_size=1024, lr=1e-3)
+    p.set_defaults(func=run_tms)
+
+
+def run_tms(args: argparse.Namespace) -> int:
+    from ..analysis import classify_geometry, dimensions_per_feature, feature_dimensionality, feature_norms
+    from ..data import SparseFeatures
+    from ..device import derive_seed, resolve_device, set_threads
+    from ..models import build_model
+    from ..runs import save_weights, write_json
+    from ..train import best_of, train
+
+    run = _common.run_settings(args)
+    sweep = configargs.build(TMSSettings, args)
+    cfg1 = configargs.build(TMSConfig, args)
+    tcfg = _common.train_config(args)
+    n_inst = cfg1.n_instances
+    probs = _common.sweep_probabilities(sweep.feature_probability, n_inst)
+    cfg = dataclasses.replace(cfg1, n_instances=n_inst * sweep.best_of)
+    out = _common.check_output_dir(run.out)
+    device = resolve_device(run.device)
+    source = SparseFeatures(
+        cfg.n_features,
+        probs.repeat_interleave(sweep.best_of),
+        cfg.n_instances,
+        magnitude="signed" if cfg.kind == "computation" else "uniform",
+        seed=derive_seed(run.seed, "data"),
+        device=device,
+    )
+    threads = set_threads(run.threads, work=cfg.n_instances * tcfg.batch_size * cfg.n_features * cfg.d_hidden * 2)
+    model = build_model(cfg, seed=run.seed, device=device)
+    result = train(model, source, tcfg, out, desc=f"tms x{cfg.n_instances}", **_common.train_flags(run))
+    model, losses = result.model, result.final_loss
+    metrics = dict(result.metrics)
+    converged = _common.convergence(result.history, losses.tolist())
+    if sweep.best_of > 1:
+        model, chosen = best_of(model, losses, sweep.best_of)
+        metrics["all_losses"] = losses.tolist()
+        metrics["best_of"] = sweep.best_of
+        metrics["chosen_instances"] = chosen.tolist()
+        losses = losses[chosen]
+        converged = [converged[c] for c in chosen.tolist()]
+    W = model.W.detach()
+    metrics.update(
+        loss=losses.tolist(),
+        feature_probability=probs.tolist(),
+        dimensionality=feature_dimensionality(W).cpu().tolist(),
+        dimensions_per_feature=dimensions_per_feature(W).cpu().tolist(),
+        feature_norms=feature_norms(W).cpu().tolist(),
+        geometry=[classify_geometry(W[i]) for i in range(W.shape[0])],
+        converged=converged,
+        threads=threads,
+    )
+    if sweep.best_of > 1:
+        save_weights(out / "model.safetensors", model)
+        write_json(out / "config.json", {
+            "model": model.spec(), "data": source.spec(), "train": asdict(tcfg),
+            "best_of": sweep.best_of, "chosen_instances": metrics["chosen_instances"],
+        })
+    write_json(out / "metrics.json", metrics)
+    print(f"trained {cfg.n_instances} instance(s) of {cfg.kind} {cfg.n_features}->{cfg.d_hidden} "
+          f"for {tcfg.steps} steps on {result.device} in {result.train_seconds:.2f} s ({threads} thread(s))")
+    print(f"{'inst':>4} {'p':>9} {'loss':>10}  geometry")
+    for i in range(len(losses)):
+        labels = metrics["geometry"][i]
+        summary = ", ".join(f"{labels.count(l)} {l}" for l in dict.fromkeys(labels))
+        print(f"{i:>4} {probs[i].item():>9.4g} {losses[i].item():>10.4g}  {summary}")
+    print(f"run folder: {out}")
+    _common.warn_not_converged("tms", converged, losses.tolist())
+    return 0
