@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import theory.natural_latents as nl
-from theory.registry import CLAIMS, EXPECTED_IDS, Context, run_claim
+from theory.registry import CLAIMS, Context, run_claim
 
 LN2 = math.log(2)
 
@@ -423,26 +423,15 @@ def test_random_joint_validation_and_zeros():
 # the claims at budget tiny
 # ------------------------------------------------------------------------------------------
 
-EXPECTED_VERDICTS = {
-    "natural_latents.error_definitions": "holds",
-    "natural_latents.kl_finite": "holds",
-    "natural_latents.mediator_determines_redund": "holds",
-    "natural_latents.stochastic_mediator_redund": "holds",
-    "natural_latents.trivial_latents": "holds",
-    "natural_latents.shared_bits_example": "holds",
+# The conjectures' verdicts at the tiny budget (the proven claims must hold: the registry's
+# conformance test checks that for every claim).
+CONJECTURE_VERDICTS = {
     "natural_latents.deterministic_conjecture": "open",
     "natural_latents.kl_resampling": "counterexample",
-    "natural_latents.js_resampling": "holds",
 }
 
 
-def test_every_natural_latents_claim_is_registered():
-    assert {i for i in EXPECTED_IDS if i.startswith("natural_latents.")} == set(EXPECTED_VERDICTS)
-    assert set(EXPECTED_VERDICTS) <= set(CLAIMS)
-
-
-@pytest.mark.parametrize("cid", sorted(EXPECTED_VERDICTS))
-def test_claim_verdict_at_tiny_budget(cid):
+@pytest.mark.parametrize("cid", sorted(CONJECTURE_VERDICTS))
+def test_conjecture_verdict_at_tiny_budget(cid):
     rec = run_claim(CLAIMS[cid], Context(budget="tiny"))
-    assert rec.verdict == EXPECTED_VERDICTS[cid], rec.detail
-    assert rec.detail and "raised" not in rec.detail
+    assert rec.verdict == CONJECTURE_VERDICTS[cid], rec.detail

@@ -60,6 +60,7 @@ def test_claim_runs_at_tiny_budget(cid):
     assert out["id"] == cid and out["status"] == c.status
     assert "check raised" not in rec.detail, rec.detail
     assert rec.verdict in allowed_verdicts(c.status)
+    assert not is_failure(rec), rec.detail  # a proven or exact claim must hold
     assert rec.detail.strip()
 
 
