@@ -18,7 +18,8 @@ decoder rows (I, F, D) and ``sae.decoder_directions()`` the same as columns (I, 
 layout of :func:`toymodels.metrics.mmcs`. The command line is ``toymodels sae``
 (:mod:`.cli`).
 
-Architectures (one module each, registered by name in :data:`ARCHITECTURES`):
+Architectures (one module each, found by :func:`~.registry.discover` and registered by name
+in :data:`ARCHITECTURES`; each declares its own ``Options`` dataclass):
 
 - ``relu``      ReLU + L1 weighted by decoder norms (Bricken et al. 2023)      :mod:`.relu`
 - ``gated``     Gated SAE (Rajamanoharan et al. 2024)                          :mod:`.gated`
@@ -28,8 +29,11 @@ Architectures (one module each, registered by name in :data:`ARCHITECTURES`):
 - ``jumprelu``  JumpReLU with an L0 penalty and STE thresholds (Rajamanoharan et al. 2024b)
 - ``bound``     ReLU SAE with W_dec = [W_half; W_half R_map] (seed 004)         :mod:`.bound`
 
-Adding one: a module defining a :class:`SAE` subclass decorated with ``@register`` and one
-name in the import line below. Train with :func:`toymodels.train.train`; measure with
+Adding one: a module ``toymodels/sae/<name>.py`` defining an :class:`SAE` subclass decorated
+with ``@register`` (its ``encode``, ``_forward_terms``, optionally ``Options``, ``uses_k``,
+``check_config`` and a hand-derived ``loss_and_grad_core``), and a test file
+``tests/sae/test_<name>.py``; the conformance suite (``tests/sae/test_conformance.py``) runs
+for it automatically. Train with :func:`toymodels.train.train`; measure with
 :func:`evaluate_sae` and :mod:`toymodels.metrics`.
 """
 from __future__ import annotations
@@ -38,16 +42,16 @@ from typing import Any
 
 import torch
 
-from .registry import ARCHITECTURES, arch_names, register
+from .registry import ARCHITECTURES, arch_names, discover, k_archs, register
 from .config import SAEConfig
 from .base import SAE, decoder_orthogonality, geometric_median
 
-# Registration: one module per architecture.
-from . import relu, gated, topk, jumprelu, bound  # noqa: E402,F401  (each registers its classes)
+discover()  # import every architecture module: each registers its classes
 
 from .relu import ReLUSAE  # noqa: E402
 from .gated import GatedSAE, RescaledSAE  # noqa: E402
-from .topk import BatchTopKSAE, TopKSAE  # noqa: E402
+from .topk import TopKSAE  # noqa: E402
+from .batchtopk import BatchTopKSAE  # noqa: E402
 from .jumprelu import JumpReLUSAE  # noqa: E402
 from .bound import BoundSAE  # noqa: E402
 from .evaluate import evaluate_sae, ground_truth_directions  # noqa: E402
@@ -60,13 +64,15 @@ def build_sae(config: SAEConfig, *, seed: int = 0, device: str | torch.device = 
 
 def sae_from_spec(spec: dict[str, Any], device: str | torch.device = "cpu") -> SAE:
     """Rebuild an (untrained) SAE from :meth:`SAE.spec` (as saved in a run folder's
-    config.json); load the weights separately (:func:`toymodels.runs.load_model` does both)."""
+    config.json); load the weights separately (:func:`toymodels.runs.load_model` does both).
+    Specs saved before options moved to the architectures (flat ``jumprelu_bandwidth``,
+    ``jumprelu_init_threshold``, ``threshold_ema`` keys) still load."""
     spec = dict(spec)
     family = spec.pop("family", "sae")
     if family != "sae":
         raise ValueError(f"spec is for model family {family!r}, not 'sae'")
     seed = spec.pop("seed", 0)
-    return build_sae(SAEConfig.from_dict(spec), seed=seed, device=device)
+    return build_sae(SAEConfig.from_dict(spec), seed=seed, device=device)  # from_dict upgrades old flat option keys
 
 
 __all__ = [
@@ -82,6 +88,7 @@ __all__ = [
     "TopKSAE",
     "arch_names",
     "build_sae",
+    "k_archs",
     "decoder_orthogonality",
     "evaluate_sae",
     "geometric_median",

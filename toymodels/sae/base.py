@@ -10,14 +10,19 @@ resampled), one whose suffix starts with ``I`` has an instance axis (sliced by
 Every SAE reconstructs x̂ = f(x) W_dec + b_dec from codes f (I, B, F) and trains on
 per-instance losses (I,) summed over instances, so under Adam each instance trains exactly as
 if alone (an L1 or k sweep is one run). What it adds, per architecture, is its encoder
-``encode`` and its loss terms ``_forward_terms``; the base adds
+``encode``, its loss terms ``_forward_terms`` and optionally a hand-derived gradient
+(:meth:`SAE.loss_and_grad_core`), its own ``Options`` dataclass and ``check_config`` rules;
+the base owns the training step around it (:meth:`SAE.loss_and_grad`, which subclasses may
+not override) and adds
 
 - the decoder-orthogonality penalty c · mean_{i≠j} cos²(d_i, d_j) (seed 000),
 - the linear warm-up of the sparsity coefficient,
 - unit-norm decoder rows by a constrained step: the gradient's radial part is projected
   out before the optimizer step (:meth:`SAE.before_optimizer_step`) and rows are
   renormalised after it (:meth:`SAE.after_optimizer_step`),
-- b_dec initialised from the first batch (zeros, mean or geometric median),
+- b_dec initialised from the first batch (zeros, mean or geometric median), per instance:
+  an instance that has not stepped yet is initialised from its own first batch, however the
+  instances are split into chunks (:meth:`SAE.subset` / :meth:`SAE.load_instances`),
 - dead-latent tracking and resampling (Bricken et al. 2023), which resets the Adam moments
   of the resampled rows through the optimizer the trainer attaches
   (:meth:`SAE.attach_optimizer`).
@@ -32,6 +37,7 @@ from torch import nn
 from .._validate import check_int
 from ..device import derive_seed, make_generator, resolve_device
 from .config import SAEConfig
+from .registry import NoOptions
 
 
 # ---------------------------------------------------------------------- helpers
@@ -53,16 +59,21 @@ def has_instance_axis(name: str) -> bool:
 
 def geometric_median(x_IBD: torch.Tensor, iters: int = 100, tol: float = 1e-6) -> torch.Tensor:
     """argmin_y Σ_b ||x_b − y|| per instance (I, D), by Weiszfeld's algorithm:
-    y ← Σ_b w_b x_b / Σ_b w_b with w_b = 1 / ||x_b − y||, starting from the mean."""
+    y ← Σ_b w_b x_b / Σ_b w_b with w_b = 1 / ||x_b − y||, starting from the mean.
+
+    Each instance stops on its own (when its step is below tol·(1 + ||y||)), so instance i's
+    median does not depend on which other instances share the call."""
     x = x_IBD.double()
     y = x.mean(dim=1)
+    moving = torch.ones(x.shape[0], dtype=torch.bool, device=x.device)
     for _ in range(iters):
         dist = (x - y[:, None, :]).norm(dim=-1).clamp_min(1e-12)  # (I, B)
         w = 1.0 / dist
         y_new = (w[..., None] * x).sum(dim=1) / w.sum(dim=1, keepdim=True)
-        shift = (y_new - y).norm(dim=-1).max()
-        y = y_new
-        if float(shift) <= tol * (1.0 + float(y.norm(dim=-1).max())):
+        shift = (y_new - y).norm(dim=-1)
+        y = torch.where(moving[:, None], y_new, y)
+        moving &= shift > tol * (1.0 + y.norm(dim=-1))
+        if not bool(moving.any()):
             break
     return y.to(x_IBD.dtype)
 
@@ -84,15 +95,36 @@ def decoder_orthogonality(W_IFD: torch.Tensor) -> torch.Tensor:
 class SAE(nn.Module):
     """A batched sparse autoencoder: I independent SAEs of one architecture.
 
-    Subclasses set ``arch``, create their parameters in :meth:`_init_parameters` and
-    implement :meth:`encode` and :meth:`_forward_terms`; the trainer
-    (:func:`toymodels.train.train`) drives :meth:`loss_and_grad` and the hooks.
+    Subclasses set ``arch`` (and ``Options``, ``uses_k`` where they differ), create their
+    parameters in :meth:`_init_parameters` and implement :meth:`encode` and
+    :meth:`_forward_terms`; a hand-derived gradient overrides :meth:`loss_and_grad_core`.
+    The trainer (:func:`toymodels.train.train`) drives :meth:`loss_and_grad` and the hooks.
     """
 
     arch: ClassVar[str] = ""
     family: ClassVar[str] = "sae"
+    Options: ClassVar[type] = NoOptions
+    """The architecture's own options: a frozen dataclass, each field with a default and a
+    docstring (``metadata={"flag": ...}`` fixes its CLI flag). ``config.options`` is one."""
+    uses_k: ClassVar[bool] = False
+    """Sparsity set by ``k`` (required, in [1, dict_size − 1]) rather than by a penalty."""
+    legacy_options: ClassVar[dict[str, str]] = {}
+    """Flat SAEConfig keys of specs saved before ``Options`` existed → the option they became."""
     unit_norm_params: ClassVar[tuple[str, ...]] = ("W_dec_IFD",)
     """Parameters whose rows (last axis) are kept at unit norm by the constrained step."""
+
+    def __init_subclass__(cls, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        if "loss_and_grad" in vars(cls):
+            raise TypeError(
+                f"{cls.__name__} overrides loss_and_grad; override loss_and_grad_core instead (the base's "
+                "loss_and_grad adds the data init, the orthogonality penalty and dead-latent tracking)"
+            )
+
+    @classmethod
+    def check_config(cls, config: SAEConfig) -> None:
+        """Cross-field rules of this architecture, run by :class:`SAEConfig` at construction
+        (after the common checks); raise ValueError naming the field."""
 
     def __init__(self, config: SAEConfig, *, seed: int = 0, device: str | torch.device = "cpu") -> None:
         super().__init__()
@@ -108,22 +140,15 @@ class SAE(nn.Module):
         self.register_buffer("step_count_I", torch.zeros(n_i, dtype=torch.int64, device=self.device_))
         self._optimizer: torch.optim.Optimizer | None = None
         self._scratch_buffers: dict[str, torch.Tensor] = {}
-        self._data_initialised = False
+        self._data_initialised_I = torch.zeros(n_i, dtype=torch.bool)  # b_dec set from data (per instance)
         self.activation_width = 3 * n_f + 4 * d  # floats per sample per instance (memory estimate)
         self._init_parameters()
 
     # ------------------------------------------------------------------ shapes
-    @property
-    def n_instances(self) -> int:
-        return self.config.n_instances
-
-    @property
-    def d_model(self) -> int:
-        return self.config.d_model
-
-    @property
-    def dict_size(self) -> int:
-        return self.config.dict_size
+    n_instances = property(lambda self: self.config.n_instances, doc="I")
+    d_model = property(lambda self: self.config.d_model, doc="D")
+    dict_size = property(lambda self: self.config.dict_size, doc="F")
+    options = property(lambda self: self.config.options, doc="The architecture's options (``config.options``).")
 
     @property
     def dtype(self) -> torch.dtype:
@@ -178,11 +203,18 @@ class SAE(nn.Module):
         b_enc_IF = 0, b_dec_ID = 0."""
         n_i, d, n_f = self.n_instances, self.d_model, self.dict_size
         W_dec = self._random_unit_rows(n_f, d, "decoder")
-        enc = W_dec if self.config.tied_init else self._random_unit_rows(n_f, d, "encoder")
-        self.W_enc_IDF = nn.Parameter(enc.transpose(1, 2).contiguous())
-        self.b_enc_IF = nn.Parameter(torch.zeros(n_i, n_f, device=self.device_))
+        self._init_encoder(W_dec)
         self.W_dec_IFD = nn.Parameter(W_dec)
         self.b_dec_ID = nn.Parameter(torch.zeros(n_i, d, device=self.device_))
+
+    def _init_encoder(self, W_dec: torch.Tensor) -> None:
+        """W_enc_IDF = W_decᵀ (tied) or independent unit columns, b_enc_IF = 0. A copy, never a
+        view: with D = 1 or F = 1 the transpose is already contiguous, and a shared storage
+        would tie the encoder to the decoder (and fail to save)."""
+        n_f, d = self.dict_size, self.d_model
+        enc = W_dec if self.config.tied_init else self._random_unit_rows(n_f, d, "encoder")
+        self.W_enc_IDF = nn.Parameter(enc.transpose(1, 2).clone(memory_format=torch.contiguous_format))
+        self.b_enc_IF = nn.Parameter(torch.zeros(self.n_instances, n_f, device=self.device_))
 
     def _init_parameters(self) -> None:
         self._init_standard()
@@ -193,15 +225,23 @@ class SAE(nn.Module):
         return 0.0
 
     @torch.no_grad()
-    def init_from_data(self, x: torch.Tensor) -> None:
-        """Set b_dec from a batch (1 or I, B, D) per ``config.b_dec_init``."""
+    def init_from_data(self, x: torch.Tensor, instances: torch.Tensor | None = None) -> None:
+        """Set b_dec from a batch (1 or I, B, D) per ``config.b_dec_init``, for the
+        ``instances`` (I,) bool mask (default: all)."""
         x = self._check_input(x).expand(self.n_instances, -1, -1)
+        mask = torch.ones(self.n_instances, dtype=torch.bool) if instances is None else instances.cpu()
         how = self.config.b_dec_init
-        if how == "mean":
-            self.b_dec_ID.copy_(x.mean(dim=1))
-        elif how == "geometric-median":
-            self.b_dec_ID.copy_(geometric_median(x))
-        self._data_initialised = True
+        if how != "zeros":
+            value = x.mean(dim=1) if how == "mean" else geometric_median(x)
+            self.b_dec_ID.copy_(torch.where(mask.to(self.device_)[:, None], value, self.b_dec_ID))
+        self._data_initialised_I |= mask
+
+    def _maybe_init_from_data(self, x: torch.Tensor) -> None:
+        """b_dec from this batch for every instance that has neither stepped nor been initialised."""
+        need = ~self._data_initialised_I & (self.step_count_I.cpu() == 0)
+        if bool(need.any()):
+            self.init_from_data(x, need)
+        self._data_initialised_I.fill_(True)
 
     # ------------------------------------------------------------------ coefficients
     def _per_instance(self, values: list[float]) -> torch.Tensor:
@@ -217,11 +257,20 @@ class SAE(nn.Module):
 
     # ------------------------------------------------------------------ maths
     def _check_input(self, x: torch.Tensor) -> torch.Tensor:
+        """x must be a (1 or I, B >= 1, D) tensor of the SAE's dtype on its device."""
+        if not isinstance(x, torch.Tensor):
+            raise ValueError(f"x must be a torch.Tensor shaped (1 or n_instances, batch, d_model); got {type(x).__name__}")
         if x.ndim != 3 or x.shape[-1] != self.d_model or x.shape[0] not in (1, self.n_instances):
             raise ValueError(
                 f"x must be shaped (1 or n_instances = {self.n_instances}, batch, d_model = {self.d_model}); "
                 f"got {tuple(x.shape)}"
             )
+        if x.shape[1] == 0:
+            raise ValueError(f"x is an empty batch {tuple(x.shape)}: give at least one sample")
+        if x.dtype != self.dtype:
+            raise ValueError(f"x must have the SAE's dtype {self.dtype}, got {x.dtype} (convert with x.to(sae.dtype))")
+        if x.device != self.b_dec_ID.device:
+            raise ValueError(f"x is on {x.device} but the SAE is on {self.b_dec_ID.device}")
         return x
 
     def pre_activations(self, x: torch.Tensor) -> torch.Tensor:
@@ -253,12 +302,12 @@ class SAE(nn.Module):
         fired in the batch (I, F) bool."""
         raise NotImplementedError
 
-    def _total(self, terms: dict[str, torch.Tensor], train: bool) -> dict[str, torch.Tensor]:
+    def _total(self, terms: dict[str, torch.Tensor], train: bool, orthogonality: bool = True) -> dict[str, torch.Tensor]:
         total = terms["mse"] + self.sparsity_coefficient(train) * terms["sparsity"]
         if "aux" in terms:
             total = total + terms["aux"]
         c = self.config.decoder_orthogonality
-        if c > 0:
+        if c > 0 and orthogonality:
             terms["orthogonality"] = decoder_orthogonality(self.W_dec)
             total = total + c * terms["orthogonality"]
         terms["total"] = total
@@ -277,20 +326,26 @@ class SAE(nn.Module):
         return self.loss_terms(x, train=False)["total"].detach()
 
     def loss_and_grad(self, x: torch.Tensor) -> torch.Tensor:
-        """One training step's per-instance loss (I,) with every parameter's ``.grad`` filled
-        (autograd here; architectures may override with a hand-derived backward)."""
+        """One training step's per-instance loss (I,) with every parameter's ``.grad`` filled.
+
+        The template every architecture runs (subclasses override :meth:`loss_and_grad_core`,
+        never this): check the batch, initialise b_dec from it where due
+        (:meth:`_maybe_init_from_data`), the architecture's loss and gradient, then the
+        decoder-orthogonality penalty and dead-latent tracking (:meth:`_finish_hand_step`)."""
         x = self._check_input(x)
         self._maybe_init_from_data(x)
-        terms, fired = self._forward_terms(x, True)
-        total = self._total(terms, True)["total"]
-        total.sum().backward()
-        self._record_firing(fired)
-        return total.detach()
+        loss, fired = self.loss_and_grad_core(x)
+        return self._finish_hand_step(loss, fired)
 
-    def _maybe_init_from_data(self, x: torch.Tensor) -> None:
-        if not self._data_initialised and self.n_steps == 0:
-            self.init_from_data(x)
-        self._data_initialised = True
+    def loss_and_grad_core(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(loss (I,) without the orthogonality penalty, fired (I, F) bool), with the
+        gradients of that loss in ``.grad``. Autograd through :meth:`_forward_terms` here;
+        an architecture may override it with a hand-derived backward (it must then set or
+        accumulate every parameter's ``.grad``)."""
+        terms, fired = self._forward_terms(x, True)
+        total = self._total(terms, True, orthogonality=False)["total"]
+        total.sum().backward()
+        return total.detach(), fired
 
     # ------------------------------------------------------------------ dead latents
     @torch.no_grad()
@@ -304,8 +359,9 @@ class SAE(nn.Module):
 
     # ------------------------------------------------------------------ trainer hooks
     def _finish_hand_step(self, loss: torch.Tensor, fired: torch.Tensor) -> torch.Tensor:
-        """The end of a hand-derived ``loss_and_grad``: add the decoder-orthogonality penalty
-        (its gradient through autograd) and record which latents fired."""
+        """The end of every training step (:meth:`loss_and_grad`): add the
+        decoder-orthogonality penalty (its gradient through autograd, accumulated into
+        ``.grad``) and record which latents fired."""
         c = self.config.decoder_orthogonality
         if c > 0:
             ortho = decoder_orthogonality(self.W_dec)
@@ -418,7 +474,7 @@ class SAE(nn.Module):
         dev_idx = idx.to(self.device_)
         state = {k: (v[dev_idx] if has_instance_axis(k) else v).clone() for k, v in self.state_dict().items()}
         new.load_state_dict(state)
-        new._data_initialised = self._data_initialised
+        new._data_initialised_I = self._data_initialised_I[idx].clone()
         return new
 
     @torch.no_grad()
@@ -431,7 +487,7 @@ class SAE(nn.Module):
                 mine[k][idx] = v.to(mine[k].device)
             else:
                 mine[k].copy_(v)
-        self._data_initialised = self._data_initialised or other._data_initialised
+        self._data_initialised_I[idx.cpu()] = other._data_initialised_I
 
     def extra_repr(self) -> str:
         c = self.config

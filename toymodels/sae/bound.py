@@ -24,6 +24,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..linalg import random_orthogonal
 from .registry import register
 from .relu import ReLUSAE
 
@@ -35,19 +36,19 @@ class BoundSAE(ReLUSAE):
     arch = "bound"
     unit_norm_params = ("W_half_IHD",)
 
+    @classmethod
+    def check_config(cls, config) -> None:
+        if config.dict_size % 2:
+            raise ValueError(
+                f"dict_size must be even for arch 'bound' (two halves of F/2 latents), got {config.dict_size}"
+            )
+
     def _init_parameters(self) -> None:
         n_i, d, n_f = self.n_instances, self.d_model, self.dict_size
         h = n_f // 2
         W_half = self._random_unit_rows(h, d, "decoder")
-        rots = []
-        for i in range(n_i):
-            q, r = torch.linalg.qr(torch.randn(d, d, generator=self._generator(i, "binding"), device=self.device_))
-            rots.append(q * torch.sign(torch.diagonal(r)).where(torch.diagonal(r) != 0, torch.ones(d, device=self.device_)))
-        R = torch.stack(rots)
-        W_dec = torch.cat([W_half, torch.bmm(W_half, R)], dim=1)
-        enc = W_dec if self.config.tied_init else self._random_unit_rows(n_f, d, "encoder")
-        self.W_enc_IDF = nn.Parameter(enc.transpose(1, 2).contiguous())
-        self.b_enc_IF = nn.Parameter(torch.zeros(n_i, n_f, device=self.device_))
+        R = torch.stack([random_orthogonal(d, generator=self._generator(i, "binding")) for i in range(n_i)])
+        self._init_encoder(torch.cat([W_half, torch.bmm(W_half, R)], dim=1))
         self.W_half_IHD = nn.Parameter(W_half)
         self.R_map_IDD = nn.Parameter(R)
         self.b_dec_ID = nn.Parameter(torch.zeros(n_i, d, device=self.device_))

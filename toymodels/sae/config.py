@@ -1,25 +1,35 @@
 """``SAEConfig``: every setting of a batched sparse autoencoder, checked at construction.
 
 The config is the documentation: each field has a default and a docstring. Bad values
-(a dictionary smaller than 1, k above the dictionary size, a negative or NaN coefficient,
-an unknown architecture) raise ``ValueError`` naming the field and its allowed range, so
+(a dictionary smaller than 1, k not below the dictionary size, a negative or NaN
+coefficient, an unknown architecture or option) raise ``ValueError`` naming the field and its allowed range, so
 they never reach training. :meth:`SAEConfig.from_dict` rejects unknown keys, so a typo in a
 saved spec fails instead of being ignored.
+
+Options that belong to one architecture (JumpReLU's bandwidth, BatchTopK's threshold EMA)
+live in that architecture's module as its ``Options`` dataclass; ``SAEConfig.options`` holds
+an instance of it, and the architecture's ``check_config`` adds its own cross-field rules
+(``bound`` needs an even dict_size).
 """
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import torch
 
-from .._validate import check_choice, check_float, check_int, check_nonneg
-from .registry import arch_names
+from .._validate import check_choice, check_int, check_nonneg
+from .registry import ARCHITECTURES, arch_names, k_archs, make_options
 
 B_DEC_INITS = ("zeros", "mean", "geometric-median")
-K_ARCHS = ("topk", "batchtopk")
-"""Architectures whose sparsity is set by k rather than by a penalty coefficient."""
+
+
+def __getattr__(name: str) -> Any:
+    # ``K_ARCHS`` moved to the architecture classes (``ARCHITECTURES[name].uses_k``); this
+    # computed alias keeps old imports working (it is not a constant: archs are discovered).
+    if name == "K_ARCHS":
+        return k_archs()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _per_instance(name: str, value: Any, n_instances: int, check) -> Any:
@@ -57,7 +67,8 @@ class SAEConfig:
     jumprelu; unused by topk/batchtopk. One value or one per instance."""
     k: int | tuple[int, ...] | None = None
     """Active latents per sample for topk (exact) and batchtopk (on average over the batch);
-    required by those, in [1, dict_size]. One value or one per instance."""
+    required by those, in [1, dict_size - 1] (k >= dict_size would keep every latent). One
+    value or one per instance."""
     aux_k: int | None = None
     """topk/batchtopk: dead latents used by the aux-k loss (Gao et al. 2024, section A.2);
     None means max(1, d_model // 2) capped at dict_size; 0 turns the aux-k loss off."""
@@ -83,15 +94,10 @@ class SAEConfig:
     resample_scale: float = 0.2
     """A resampled encoder column is the input direction times this factor times the mean
     norm of the alive encoder columns (0.2 in Bricken et al. 2023)."""
-    jumprelu_bandwidth: float = 0.05
-    """ε, the width of the rectangle kernel in JumpReLU's straight-through estimator. The
-    paper's 0.001 (with θ = 0.001 at init) suits activations normalised to E||x||² = D over
-    ~10⁵ steps; toy data with O(1) activations trains in a few thousand steps with 0.05."""
-    jumprelu_init_threshold: float = 0.1
-    """JumpReLU's initial threshold θ (> 0; stored as log θ). See ``jumprelu_bandwidth``."""
-    threshold_ema: float = 0.01
-    """batchtopk: rate of the exponential moving average of the smallest kept activation,
-    the threshold used at inference."""
+    options: Any = None
+    """The architecture's own options: an instance of ``ARCHITECTURES[arch].Options`` or a dict
+    of its fields (None: all defaults); validated at construction, unknown keys rejected.
+    Stored as the ``Options`` instance; saved as a dict under "options"."""
 
     def __post_init__(self) -> None:
         check_choice("arch", self.arch, arch_names())
@@ -99,13 +105,18 @@ class SAEConfig:
         check_int("dict_size", self.dict_size, 1)
         check_int("n_instances", self.n_instances, 1)
         i, f = self.n_instances, self.dict_size
+        cls = ARCHITECTURES[self.arch]
         l1 = _per_instance("l1_coefficient", self.l1_coefficient, i, check_nonneg)
         object.__setattr__(self, "l1_coefficient", l1)
         if self.k is None:
-            if self.arch in K_ARCHS:
-                raise ValueError(f"k is required for arch {self.arch!r}: an integer in [1, dict_size = {f}]")
+            if cls.uses_k:
+                raise ValueError(f"k is required for arch {self.arch!r}: an integer in [1, dict_size - 1 = {f - 1}]")
         else:
-            k = _per_instance("k", self.k, i, lambda n, v: check_int(n, v, 1, f))
+            # a k-sparse SAE with k >= F keeps every latent: nothing sparse about it
+            hi = f - 1 if cls.uses_k else f
+            if hi < 1:
+                raise ValueError(f"k must be < dict_size for arch {self.arch!r}, so dict_size must be >= 2; got dict_size = {f}")
+            k = _per_instance("k", self.k, i, lambda n, v: _check_k(n, v, hi, self.arch if cls.uses_k else None))
             object.__setattr__(self, "k", k)
         if self.aux_k is not None:
             check_int("aux_k", self.aux_k, 0, f)
@@ -118,11 +129,8 @@ class SAEConfig:
         check_int("sparsity_warmup_steps", self.sparsity_warmup_steps, 0)
         check_int("resample_every", self.resample_every, 0)
         check_nonneg("resample_scale", self.resample_scale)
-        check_float("jumprelu_bandwidth", self.jumprelu_bandwidth, 0.0, math.inf, lo_open=True, hi_open=True)
-        check_float("jumprelu_init_threshold", self.jumprelu_init_threshold, 0.0, math.inf, lo_open=True, hi_open=True)
-        check_float("threshold_ema", self.threshold_ema, 0.0, 1.0, lo_open=True)
-        if self.arch == "bound" and f % 2:
-            raise ValueError(f"dict_size must be even for arch 'bound' (two halves of F/2 latents), got {f}")
+        object.__setattr__(self, "options", make_options(self.arch, self.options))
+        cls.check_config(self)
 
     # ------------------------------------------------------------------ helpers
     def per_instance(self, name: str) -> list[Any]:
@@ -139,7 +147,7 @@ class SAEConfig:
 
     def subset(self, index: list[int]) -> "SAEConfig":
         """The config of the chosen instances (per-instance values follow them)."""
-        d = asdict(self)
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
         d["n_instances"] = len(index)
         for name in ("l1_coefficient", "k"):
             v = getattr(self, name)
@@ -148,14 +156,43 @@ class SAEConfig:
         return SAEConfig(**d)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready fields (tuples become lists)."""
+        """JSON-ready fields (tuples become lists, ``options`` a dict)."""
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "SAEConfig":
-        """Build from :meth:`to_dict` output; unknown keys are an error, not ignored."""
+        """Build from :meth:`to_dict` output; unknown keys are an error, not ignored.
+
+        Specs saved before options moved to the architectures hold them as flat keys
+        (``jumprelu_bandwidth``, ``jumprelu_init_threshold``, ``threshold_ema``): each is
+        moved into ``options`` when it belongs to the spec's architecture (its
+        ``legacy_options``), and dropped otherwise (every old spec saved all three)."""
+        d = _upgrade_legacy(dict(d))
         names = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown:
             raise ValueError(f"unknown SAEConfig field(s) {unknown}; known fields: {sorted(names)}")
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+
+def _check_k(name: str, value: Any, hi: int, arch: str | None) -> int:
+    if arch is not None and isinstance(value, (int, float)) and not isinstance(value, bool) and value > hi:
+        raise ValueError(
+            f"{name} must be < dict_size = {hi + 1} for arch {arch!r} (k >= dict_size keeps every latent: "
+            f"nothing sparse); got {value}"
+        )
+    return check_int(name, value, 1, hi)
+
+
+def _upgrade_legacy(d: dict[str, Any]) -> dict[str, Any]:
+    """Move pre-options flat keys of a saved spec into ``options`` (see :meth:`SAEConfig.from_dict`)."""
+    legacy = {key for c in ARCHITECTURES.values() for key in c.legacy_options}
+    found = {key: d.pop(key) for key in sorted(legacy & set(d))}
+    if not found:
+        return d
+    cls = ARCHITECTURES.get(d.get("arch", "relu"))
+    mapped = {cls.legacy_options[key]: v for key, v in found.items() if cls is not None and key in cls.legacy_options}
+    if mapped:
+        opts = d.get("options")
+        d["options"] = {**mapped, **(opts if isinstance(opts, dict) else {})}
+    return d

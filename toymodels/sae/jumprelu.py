@@ -14,12 +14,30 @@ while ∂JumpReLU/∂π = H(π − θ) as usual and the L0 term sends no gradien
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
+from .._validate import check_positive
 from .base import SAE
 from .registry import register
+
+
+@dataclass(frozen=True)
+class JumpReLUOptions:
+    """Options of ``jumprelu``."""
+
+    bandwidth: float = field(default=0.05, metadata={"flag": "--jumprelu-bandwidth"})
+    """ε > 0, the width of the rectangle kernel in the straight-through estimator. The
+    paper's 0.001 (with θ = 0.001 at init) suits activations normalised to E||x||² = D over
+    ~10⁵ steps; toy data with O(1) activations trains in a few thousand steps with 0.05."""
+    init_threshold: float = field(default=0.1, metadata={"flag": "--jumprelu-threshold"})
+    """The initial threshold θ > 0 of every latent (stored as log θ). See ``bandwidth``."""
+
+    def __post_init__(self) -> None:
+        for name in ("bandwidth", "init_threshold"):
+            object.__setattr__(self, name, check_positive(name, getattr(self, name)))
 
 
 def _rectangle(u: torch.Tensor) -> torch.Tensor:
@@ -91,6 +109,8 @@ class JumpReLUSAE(SAE):
     """JumpReLU SAE: per-latent learned thresholds θ = exp(log_threshold_IF), L0 penalty."""
 
     arch = "jumprelu"
+    Options = JumpReLUOptions
+    legacy_options = {"jumprelu_bandwidth": "bandwidth", "jumprelu_init_threshold": "init_threshold"}
 
     def _init_parameters(self) -> None:
         self._init_standard()
@@ -99,7 +119,7 @@ class JumpReLUSAE(SAE):
         )
 
     def latent_init_value(self, name: str) -> float:
-        return math.log(self.config.jumprelu_init_threshold) if name == "log_threshold_IF" else 0.0
+        return math.log(self.options.init_threshold) if name == "log_threshold_IF" else 0.0
 
     @property
     def threshold(self) -> torch.Tensor:
@@ -113,7 +133,7 @@ class JumpReLUSAE(SAE):
     def _forward_terms(self, x: torch.Tensor, train: bool):
         pre = self.pre_activations(x)
         theta = self.threshold[:, None, :]
-        eps = self.config.jumprelu_bandwidth
+        eps = self.options.bandwidth
         f = jumprelu(pre, theta, eps)
         x_hat = self.decode(f)
         bsz = x.shape[1]

@@ -6,7 +6,7 @@
 with unit-norm decoder rows d_j kept by the constrained step (so ||d_j|| = 1 after every
 step; the factor keeps the penalty honest if a row's norm drifts within a step).
 
-:meth:`ReLUSAE.loss_and_grad` is hand-derived (no autograd graph). With r = x̂ − x,
+:meth:`ReLUSAE.loss_and_grad_core` is hand-derived (no autograd graph). With r = x̂ − x,
 g = 2r/B, n_j = ||d_j||, s_j = Σ_b f_bj:
 
     ∂L/∂W_dec = fᵀ g + (λ/B) s_j d_j / n_j        ∂L/∂b_dec = Σ_b g − W_enc Σ_b γ_b
@@ -46,10 +46,8 @@ class ReLUSAE(SAE):
         """Assign the gradient of the effective decoder (I, F, D) to the parameters."""
         self.W_dec_IFD.grad = grad_W_dec
 
-    def loss_and_grad(self, x: torch.Tensor) -> torch.Tensor:
+    def loss_and_grad_core(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Loss (I,) and hand-derived gradients (see the module docstring)."""
-        x = self._check_input(x)
-        self._maybe_init_from_data(x)
         with torch.no_grad():
             W_enc, b_enc, b_dec = self.W_enc_IDF, self.b_enc_IF, self.b_dec_ID
             W_dec = self.W_dec.detach()
@@ -77,4 +75,4 @@ class ReLUSAE(SAE):
             b_dec.grad = g.sum(dim=1) - torch.bmm(W_enc, grad_b_enc[..., None])[..., 0]
             self._decoder_backward(grad_W_dec)
             fired = active.any(dim=1)
-        return self._finish_hand_step(loss, fired)
+        return loss, fired

@@ -1,15 +1,11 @@
-"""``topk`` (Gao et al. 2024, "Scaling and evaluating sparse autoencoders") and
-``batchtopk`` (Bussmann et al. 2024, "BatchTopK Sparse Autoencoders").
+"""``topk`` (Gao et al. 2024, "Scaling and evaluating sparse autoencoders"), and the
+machinery it shares with ``batchtopk`` (:mod:`.batchtopk`): :class:`SparseCodeSAE`.
 
 TopK keeps the k largest pre-activations of each sample:
 
     f = ReLU(TopK_k((x − b_dec) W_enc + b_enc)),   x̂ = f W_dec + b_dec,   L = mean_b ||x − x̂||²
 
-BatchTopK keeps the B·k largest ReLU pre-activations of the whole batch (so k on average per
-sample, more for dense samples, fewer for sparse ones). At inference, where there is no
-batch, a latent fires when its pre-activation exceeds θ, an exponential moving average of
-the smallest activation kept in each training batch; ``loss``/``encode`` use θ, training
-(``loss_and_grad``, ``encode(train=True)``) the batch top-k.
+with k in [1, dict_size − 1] (k >= dict_size would keep every latent: nothing sparse).
 
 Both add the aux-k loss for dead latents (Gao et al. 2024, appendix A.2): with e = x − x̂
 (no gradient), ê = W_decᵀ of the ``aux_k`` largest pre-activations among latents that have
@@ -18,7 +14,7 @@ not fired for ``dead_window`` steps, L += α · mean_b ||e − ê||².
 Speed: the encoder's dense matmul picks the active set; everything after it — the values at
 the pattern, the decoder forward, the decoder and encoder gradients — runs on the nnz
 active entries only (:mod:`toymodels.sae.sparse`), O(B·k·D) instead of O(B·F·D).
-Training (:meth:`SparseCodeSAE.loss_and_grad`) derives these gradients by hand, without an
+Training (:meth:`SparseCodeSAE.loss_and_grad_core`) derives these gradients by hand, without an
 autograd graph; :meth:`loss_terms` gets the same numbers through the sparse autograd
 functions (both are checked against a dense autograd reference in the tests).
 """
@@ -33,6 +29,8 @@ from .sparse import Pattern, sparse_decode, sparse_linear_at
 
 class SparseCodeSAE(SAE):
     """Shared machinery of the k-sparse SAEs: the sparse forward and the aux-k loss."""
+
+    uses_k = True
 
     def _ks(self) -> list[int]:
         return self.config.per_instance("k")
@@ -105,7 +103,7 @@ class SparseCodeSAE(SAE):
     def _decoder_backward(self, grad_W_dec: torch.Tensor) -> None:
         self.W_dec_IFD.grad = grad_W_dec
 
-    def loss_and_grad(self, x: torch.Tensor) -> torch.Tensor:
+    def loss_and_grad_core(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Loss (I,) and hand-derived sparse gradients, no autograd graph.
 
         With v = ReLU(π) at the pattern, r = x̂ − x and g = 2r/B: ∂L/∂v_n = g_{row_n}·W_dec[col_n],
@@ -114,8 +112,6 @@ class SparseCodeSAE(SAE):
         ∂L/∂b_dec = Σ_b g − W_enc ∂L/∂b_enc. The aux-k term adds the same sums on its own
         pattern, with g_aux = 2α(ê − e)/B. Equal to autograd through :meth:`loss_terms`.
         """
-        x = self._check_input(x)
-        self._maybe_init_from_data(x)
         n_i, bsz, d, n_f = self.n_instances, x.shape[1], self.d_model, self.dict_size
         with torch.no_grad():
             W_enc, b_enc, b_dec = self.W_enc_IDF, self.b_enc_IF, self.b_dec_ID
@@ -155,7 +151,7 @@ class SparseCodeSAE(SAE):
             b_dec.grad = grads[0][2].sum(dim=1) - torch.bmm(W_enc, g_b_enc[..., None])[..., 0]
             self._decoder_backward(g_W_dec.view(n_i, n_f, d))
             fired = pattern.sum_cols((v > 0).to(v.dtype)).view(n_i, n_f) > 0
-        return self._finish_hand_step(loss, fired)
+        return loss, fired
 
     def encode(self, x: torch.Tensor, *, train: bool = False) -> torch.Tensor:
         x = self._check_input(x)
@@ -186,50 +182,3 @@ class TopKSAE(SparseCodeSAE):
             keep = rank[None, :] < torch.tensor(ks, device=pre.device)[:, None]  # (I, K)
             weight = keep[:, None, :].expand_as(vals0).reshape(-1).to(pre.dtype)
         return Pattern.from_topk(idx, self.dict_size), vals0.reshape(-1), weight
-
-
-@register
-class BatchTopKSAE(SparseCodeSAE):
-    """BatchTopK SAE: the B·k largest activations of the batch in training, a calibrated
-    threshold θ (``threshold_I``) at inference."""
-
-    arch = "batchtopk"
-
-    def _init_parameters(self) -> None:
-        super()._init_parameters()
-        self.register_buffer("threshold_I", torch.zeros(self.n_instances, device=self.device_))
-
-    def _select(self, pre: torch.Tensor, train: bool):
-        n_i, bsz, n_f = pre.shape
-        act = pre.clamp_min(0)
-        if train:
-            ks = self._ks()
-            n_keep = [min(bsz * k, bsz * n_f) for k in ks]
-            flat = act.reshape(n_i, -1)
-            vals, pos = flat.topk(max(n_keep), dim=-1, sorted=len(set(n_keep)) > 1)
-            keep = vals > 0
-            if len(set(n_keep)) > 1:
-                rank = torch.arange(vals.shape[1], device=pre.device)
-                keep &= rank[None, :] < torch.tensor(n_keep, device=pre.device)[:, None]
-            mask = torch.zeros_like(flat, dtype=torch.bool).scatter_(1, pos, keep).view(n_i, bsz, n_f)
-            kept_min = torch.where(keep, vals, torch.full_like(vals, float("inf"))).amin(dim=1)
-            self._batch_min = torch.where(torch.isfinite(kept_min), kept_min, torch.zeros_like(kept_min))
-        else:
-            mask = act > self.threshold_I[:, None, None]
-        pattern = Pattern.from_mask(mask)
-        i = pattern.cols // n_f
-        vals0 = pre[i, pattern.rows - i * bsz, pattern.cols - i * n_f]
-        return pattern, vals0, None
-
-    @torch.no_grad()
-    def update_threshold(self, batch_min: torch.Tensor) -> None:
-        """θ ← θ + ρ (m − θ) with m the smallest kept activation of the batch (θ = m at the
-        first step)."""
-        m = batch_min.to(self.threshold_I.dtype)
-        ema = torch.lerp(self.threshold_I, m, self.config.threshold_ema)
-        self.threshold_I.copy_(torch.where(self.step_count_I == 0, m, ema))
-
-    def loss_and_grad(self, x: torch.Tensor) -> torch.Tensor:
-        loss = super().loss_and_grad(x)
-        self.update_threshold(self._batch_min)
-        return loss
