@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 import matplotlib
 
@@ -11,7 +10,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "out"
+"""The gallery: the quick preset's figures (tracked); other presets go to OUT / preset."""
 PRESET_NAMES = ("tiny", "quick", "full")
+
+
+def default_out(preset: str) -> Path:
+    """Where a preset's figures go by default: the gallery (``OUT``) for quick, its own
+    untracked folder ``OUT/<preset>`` for tiny and full, so they never replace the gallery."""
+    return OUT if preset == "quick" else OUT / preset
 
 
 def savefig(fig: "plt.Figure", out_dir: Path, name: str) -> Path:
@@ -24,9 +30,3 @@ def savefig(fig: "plt.Figure", out_dir: Path, name: str) -> Path:
     plt.close(fig)
     os.replace(tmp, path)
     return path
-
-
-def preset(presets: dict[str, dict[str, Any]], name: str) -> dict[str, Any]:
-    if name not in presets:
-        raise ValueError(f"preset must be one of {', '.join(presets)}; got {name!r}")
-    return presets[name]

@@ -23,7 +23,8 @@ def timed_run(name: str, preset: str, out_dir: Path, device: str, threads: int) 
     """Run one figure script with ``threads`` torch threads; (name, seconds, paths)."""
     import torch
 
-    torch.set_num_threads(threads)
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
     t0 = time.perf_counter()
     paths = run(name, preset, out_dir, device)
     return name, time.perf_counter() - t0, paths

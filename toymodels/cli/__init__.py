@@ -15,7 +15,7 @@ from typing import Sequence
 
 from .. import __version__
 from . import sae, tms
-from ._common import sweep_probabilities, sweep_values
+from ._common import check_output_dir, check_output_file, sweep_probabilities, sweep_values
 
 SUBCOMMANDS = [tms.add_parser, sae.add_parser]
 
@@ -67,4 +67,4 @@ def torch_oom() -> type[BaseException]:
     return getattr(torch, "OutOfMemoryError", MemoryError)
 
 
-__all__ = ["build_parser", "main", "sweep_probabilities", "sweep_values"]
+__all__ = ["build_parser", "check_output_dir", "check_output_file", "main", "sweep_probabilities", "sweep_values"]

@@ -165,18 +165,12 @@ def _check_writable(folder: Path, flag: str, path: Path) -> None:
 
 
 # ---------------------------------------------------------------------- convergence
-def convergence(history: list[dict[str, Any]], final_loss: Sequence[float]) -> list[bool]:
-    """Per instance: did training lower the loss? False when the final loss is not finite or
-    is above the first recorded training loss (a learning rate far too large ends with loss
-    1e30 and more instead of raising NaN)."""
-    first = history[0]["loss"] if history and isinstance(history[0].get("loss"), list) else None
-    out = []
-    for i, loss in enumerate(final_loss):
-        ok = math.isfinite(loss)
-        if ok and first is not None and i < len(first) and first[i] is not None and math.isfinite(first[i]):
-            ok = loss <= max(first[i], 1e-12) * 1.0001
-        out.append(bool(ok))
-    return out
+def converged(trainer_ok: Sequence[bool] | None, losses: Sequence[float], ceiling: Sequence[float]) -> list[bool]:
+    """Per instance: the trainer's verdict (finite, not grown tenfold) and a final loss at
+    most ``ceiling`` (the loss of a trivial answer: a model worse than it has learned nothing,
+    e.g. a learning rate far too large that ends with loss 1e16 without any NaN)."""
+    ok = [True] * len(losses) if trainer_ok is None else [bool(v) for v in trainer_ok]
+    return [o and math.isfinite(v) and v <= c for o, v, c in zip(ok, losses, ceiling)]
 
 
 def warn_not_converged(command: str, converged: Sequence[bool], losses: Sequence[float], extra: str = "") -> None:
@@ -185,8 +179,8 @@ def warn_not_converged(command: str, converged: Sequence[bool], losses: Sequence
         import sys
 
         worst = max((losses[i] for i in bad), key=lambda v: v if math.isfinite(v) else math.inf)
-        print(f"toymodels {command}: warning: instance(s) {bad} did not converge (final loss {worst:.3g}, above the "
-              f"first training loss); try a smaller --lr{extra}", file=sys.stderr)
+        print(f"toymodels {command}: warning: instance(s) {bad} did not converge (final loss up to {worst:.3g}, "
+              f"{extra}); try a smaller --lr or more --steps", file=sys.stderr)
 
 
 def note(command: str, text: str) -> None:

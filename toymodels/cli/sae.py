@@ -31,6 +31,8 @@ from . import _common
 
 DATA_KINDS = ("features", "tms", "gaussian-mixture", "unit-cube")
 DEFAULT_N_FEATURES, DEFAULT_D_MODEL, DEFAULT_K = 128, 64, 8
+FVU_CEILING = 2.0
+"""An SAE whose fraction of variance unexplained ends above this has not converged."""
 
 
 @dataclass(frozen=True)
@@ -293,8 +295,11 @@ def run_sae(args: argparse.Namespace) -> int:
 
     result = train(sae, source, tcfg, out, metrics=metrics, desc=f"sae {arch} x{n_i}", **_common.train_flags(run))
     m = result.metrics
-    converged = _common.convergence(result.history, result.final_loss.tolist())
+    # FVU above 2: the reconstruction is worse than twice predicting the mean.
+    trainer_ok = result.converged.tolist() if getattr(result, "converged", None) is not None else None
+    converged = _common.converged(trainer_ok, m["fvu"], [FVU_CEILING] * n_i)
     m["converged"] = converged
+    m["non_converged_instances"] = [i for i, ok in enumerate(converged) if not ok]
     m["threads"] = threads
     if "p" in summary:
         m["feature_probability"] = summary["p"]
@@ -317,7 +322,7 @@ def run_sae(args: argparse.Namespace) -> int:
             row += f" {m['mmcs'][i]:>6.3f} {m['mcc'][i]:>6.3f}"
         print(row)
     print(f"run folder: {out}")
-    _common.warn_not_converged("sae", converged, result.final_loss.tolist())
+    _common.warn_not_converged("sae", converged, result.final_loss.tolist(), f"fvu above {FVU_CEILING:g} or loss grown tenfold")
     return 0
 
 

@@ -82,7 +82,11 @@ def run_tms(args: argparse.Namespace) -> int:
     result = train(model, source, tcfg, out, desc=f"tms x{cfg.n_instances}", **_common.train_flags(run))
     model, losses = result.model, result.final_loss
     metrics = dict(result.metrics)
-    converged = _common.convergence(result.history, losses.tolist())
+    # The all-zero output scores mean_i(I_i) * E[x^2] = mean_i(I_i) * p / 3 (magnitudes uniform
+    # on [0, 1] or [-1, 1]); a model above it after training has not converged.
+    zero_loss = (model.importance.mean(dim=1).cpu() * probs.repeat_interleave(sweep.best_of) / 3).tolist()
+    trainer_ok = result.converged.tolist() if getattr(result, "converged", None) is not None else None
+    converged = _common.converged(trainer_ok, losses.tolist(), zero_loss)
     if sweep.best_of > 1:
         model, chosen = best_of(model, losses, sweep.best_of)
         metrics["all_losses"] = losses.tolist()
@@ -99,6 +103,7 @@ def run_tms(args: argparse.Namespace) -> int:
         feature_norms=feature_norms(W).cpu().tolist(),
         geometry=[classify_geometry(W[i]) for i in range(W.shape[0])],
         converged=converged,
+        non_converged_instances=[i for i, ok in enumerate(converged) if not ok],
         threads=threads,
     )
     if sweep.best_of > 1:
@@ -116,5 +121,5 @@ def run_tms(args: argparse.Namespace) -> int:
         summary = ", ".join(f"{labels.count(l)} {l}" for l in dict.fromkeys(labels))
         print(f"{i:>4} {probs[i].item():>9.4g} {losses[i].item():>10.4g}  {summary}")
     print(f"run folder: {out}")
-    _common.warn_not_converged("tms", converged, losses.tolist())
+    _common.warn_not_converged("tms", converged, losses.tolist(), "above the all-zero output's loss or grown tenfold")
     return 0
