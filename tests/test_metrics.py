@@ -204,3 +204,103 @@ def test_spliced_loss_by_hand():
     assert out["spliced"].item() == pytest.approx((0.25 + 4) / 2)
     assert out["zero_ablated"].item() == pytest.approx(2.5)
     assert out["loss_recovered"].item() == pytest.approx(1 - 0.125 / 0.5)
+
+
+# ---------------------------------------------------------------------- nonsense in, no number out (issue 8 #6)
+NAN = float("nan")
+
+
+def test_metrics_of_integer_tensors_are_computed_in_floating_point():
+    x = torch.tensor([[1, 2], [3, 4]])
+    x_hat = torch.tensor([[0, 2], [3, 1]])  # errors (1, 0), (0, 3): Σ = 10; Σ||x − x̄||² = 4
+    assert M.fvu(x, x_hat).item() == 2.5 and M.fvu(x, x_hat).dtype == torch.float64
+    assert M.mse(x, x_hat).item() == 2.5  # (1 + 0 + 0 + 9) / 4
+    # γ = E||x̂||² / E[x·x̂] = ((4 + 10) / 2) / ((4 + 13) / 2)
+    assert M.relative_reconstruction_bias(x, x_hat).item() == pytest.approx(14 / 17)
+    assert M.norm_ratio(torch.tensor([[3, 4]]), torch.tensor([[0, 1]])).item() == pytest.approx(0.2)
+    # zero variance and an error: inf, not −2^63 (inf cast to int64)
+    assert M.fvu(torch.tensor([[1, 1]]), torch.tensor([[1, 2]])).item() == math.inf
+
+
+def test_fvu_by_hand_the_issues_value():
+    x = torch.tensor([[0, 0], [0, 2], [2, 0], [2, 2]])  # mean (1, 1): Σ||x − x̄||² = 8
+    x_hat = torch.tensor([[3, 3], [0, 4], [2, 0], [4, 4]])  # errors 18 + 4 + 0 + 8 = 30 → 30 / 8
+    assert M.fvu(x, x_hat).item() == 3.75  # was 3 (integer division of the result)
+
+
+@pytest.mark.parametrize("where", ["x", "x_hat"])
+def test_nan_input_gives_nan_for_that_instance(where):
+    x, x_hat = torch.stack([X, X]), torch.stack([X_HAT, X_HAT])
+    target = x if where == "x" else x_hat
+    target[1, 0, 0] = NAN
+    for fn in (M.fvu, M.mse, M.relative_reconstruction_bias, M.norm_ratio):
+        out = fn(x, x_hat)
+        assert not out[0].isnan() and out[1].isnan(), fn.__name__
+    assert M.fvu(torch.full((2, 2), NAN), torch.zeros(2, 2)).isnan()  # was 0.0
+
+
+@pytest.mark.parametrize("fn", [M.fvu, M.mse, M.relative_reconstruction_bias, M.norm_ratio])
+def test_empty_or_mismatched_inputs_raise(fn):
+    with pytest.raises(ValueError, match="empty"):
+        fn(torch.zeros(0, 3), torch.zeros(0, 3))
+    with pytest.raises(ValueError, match="empty"):
+        fn(torch.zeros(2, 0), torch.zeros(2, 0))
+    with pytest.raises(ValueError, match="leading"):
+        fn(torch.zeros(3, 4, 2), torch.zeros(2, 4, 2))  # wrong I
+    with pytest.raises(ValueError, match="equal batch and dim"):
+        fn(torch.zeros(4, 2), torch.zeros(4, 3))
+
+
+def test_codes_and_frequencies_with_nan_or_no_samples():
+    codes = torch.tensor([[[1.0, 0.0], [0.0, 0.0]], [[1.0, NAN], [0.0, 2.0]]])  # instance 1 has a NaN code
+    assert M.l0(codes)[0].item() == 0.5 and M.l0(codes)[1].isnan()
+    freq = M.firing_frequency(codes)
+    assert freq[0].tolist() == [0.5, 0.0] and freq[1, 0].item() == 0.5 and freq[1, 1].isnan()
+    assert M.dead_fraction(freq)[0].item() == 0.5 and M.dead_fraction(freq)[1].isnan()
+    assert M.dense_fraction(freq)[0].item() == 0.5 and M.dense_fraction(freq)[1].isnan()
+    for fn in (M.l0, M.firing_frequency):
+        with pytest.raises(ValueError, match="empty batch"):
+            fn(torch.zeros(2, 0, 3))
+    for bad in (NAN, -0.1, 1.5):
+        with pytest.raises(ValueError, match=r"\[0, 1\]"):
+            M.frequency_histogram(torch.tensor([0.5, bad]))  # a NaN frequency was counted as dead
+        with pytest.raises(ValueError, match=r"\[0, 1\]"):
+            M.prune_by_frequency(torch.tensor([0.5, bad]), 0.1)
+
+
+def test_dictionary_metrics_with_nan_columns():
+    truth = torch.eye(3)
+    broken = torch.full((3, 3), NAN)
+    assert M.mmcs(broken, truth).isnan()  # was 0.0
+    one_nan = torch.eye(3).clone()
+    one_nan[:, 2] = NAN  # was silently ignored: mmcs 2/3 from the other two columns
+    assert M.mmcs(one_nan, truth).isnan() and M.mmcs(truth, one_nan).isnan()
+    assert M.mcc(one_nan, truth).isnan() and M.mcc(truth, one_nan).isnan()
+    inf_col = torch.eye(3).clone()
+    inf_col[0, 1] = math.inf
+    assert M.mmcs(inf_col, truth).isnan()
+    assert M.knn_cosine(one_nan, 1).isnan().all()
+    assert M.cosine_matrix(one_nan, truth)[2].isnan().all() and not M.cosine_matrix(one_nan, truth)[:2].isnan().any()
+    # instances stay separate: a NaN in instance 1 leaves instance 0's score
+    batched = torch.stack([torch.eye(3), one_nan])
+    out = M.mmcs(batched, truth[None])
+    assert out[0].item() == pytest.approx(1.0) and out[1].isnan()
+    with pytest.raises(ValueError, match="at least one column"):
+        M.mmcs(torch.zeros(3, 0), truth)
+
+
+def test_dictionary_metrics_accept_integer_directions():
+    learned = torch.tensor([[1, 0], [0, 1]])
+    truth = torch.tensor([[3, 5], [3, 0]])
+    assert M.mmcs(learned, truth).item() == pytest.approx((1 / math.sqrt(2) + 1) / 2)
+    assert M.knn_cosine(torch.tensor([[1, 0, 1], [0, 1, 1]]), 1).tolist() == pytest.approx([1 / math.sqrt(2)] * 2 + [1 / math.sqrt(2)])
+
+
+def test_chinchilla_helpers_refuse_non_positive_sizes():
+    with pytest.raises(ValueError, match="compute"):
+        M.chinchilla_optimal_loss(-1e20)  # was a complex number
+    with pytest.raises(ValueError, match="n_params"):
+        M.chinchilla_loss(0, 1e9)
+    with pytest.raises(ValueError, match="n_tokens"):
+        M.chinchilla_loss(1e9, NAN)
+    assert M.chinchilla_loss(1e9, 1e10) == pytest.approx(1.69 + 406.4 / 1e9**0.34 + 410.7 / 1e10**0.28)
