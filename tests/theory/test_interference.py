@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import theory.interference as I
+import theory.interference.mathematics as IM
 from theory.registry import CLAIMS, Context, run_claim
 
 MY_CLAIMS = [
@@ -185,6 +186,85 @@ def test_jl_hand_values_and_bad_m():
             I.jl_typical_noise(bad, 10)
 
 
+# ----------------------------------------------------------------------------- reading features out
+
+
+def test_readout_error_rates_hand_values():
+    # d = 64, k = 4: fp = Phi_bar(0.5 * sqrt(16)) = Phi_bar(2); fn = Phi_bar(0.5 * sqrt(64/3))
+    fp, fn = I.readout_error_rates(4, 64)
+    assert fp == pytest.approx(scipy.stats.norm.sf(2.0), rel=1e-12)
+    assert fn == pytest.approx(scipy.stats.norm.sf(0.5 * math.sqrt(64 / 3)), rel=1e-12)
+    assert I.readout_error_rates(1, 64)[1] == 0.0  # a lone active feature reads exactly 1
+    fp2, fn2 = I.readout_error_rates(4, 64, threshold=0.25)  # a lower threshold: more false positives
+    assert fp2 > fp and fn2 < fn
+    assert I.readout_expected_errors(100, 4, 64) == pytest.approx(96 * fp + 4 * fn)
+
+
+@given(frac=st.floats(0.01, 0.5), d=st.integers(32, 4096))
+def test_readout_false_positive_depends_on_k_over_d_only(frac, d):
+    k = frac * d
+    assert I.readout_error_rates(k, d)[0] == pytest.approx(scipy.stats.norm.sf(0.5 / math.sqrt(frac)), rel=1e-9)
+
+
+@given(m=st.integers(4, 10**6), d=st.integers(16, 4096))
+def test_readout_capacity_solves_its_equation(m, d):
+    k = I.readout_capacity(m, d)
+    if k < m - 1:
+        assert I.readout_expected_errors(m, k, d) == pytest.approx(math.log(2), rel=1e-6)
+    # the leading-order form is below it at finite m (it drops the tail's 1/x prefactor)
+    assert I.readout_capacity_asymptotic(m, d) < k or k == m - 1
+
+
+def test_readout_capacity_asymptotic_is_the_posts_figure_and_the_limit():
+    assert I.readout_capacity_asymptotic(1000, 800) == pytest.approx(800 / (8 * math.log(1000)))
+    assert I.readout_capacity_asymptotic(1000, 800) == pytest.approx(I.jl_capacity(1000, 800))
+    ratios = [I.readout_capacity(m, 1000) / I.readout_capacity_asymptotic(m, 1000) for m in (10**3, 10**4, 10**8, 10**16)]
+    assert all(a > b > 1 for a, b in zip(ratios, ratios[1:]))  # decreasing towards 1
+    assert ratios[0] > 1.3 and ratios[-1] < 1.1
+
+
+def test_simulate_readout_shapes_determinism_and_hand_case():
+    a = I.simulate_readout(64, 32, 8, 20, seed=3)
+    b = I.simulate_readout(64, 32, 8, 20, seed=3, max_floats=5000)  # other chunking, same draws
+    assert a.k.tolist() == list(range(1, 9)) and a.error_rate.shape == (8,)
+    assert np.array_equal(a.error_free, b.error_free) and np.allclose(a.noise_var, b.noise_var)
+    assert np.all((0 <= a.error_free) & (a.error_free <= 1)) and a.false_negative[0] == 0.0
+    # orthogonal-enough directions: d much larger than k, no errors at all
+    c = I.simulate_readout(4, 4096, 2, 5, seed=0)
+    assert np.all(c.error_free == 1.0) and math.isnan(c.capacity())
+
+
+def test_readout_capacity_interpolation():
+    sim = I.simulate_readout(8, 16, 3, 2)
+    sim.error_free = np.array([0.9, 0.7, 0.3])
+    assert sim.capacity() == pytest.approx(2.5)
+    sim.error_free = np.array([0.0, 0.0, 0.0])
+    assert sim.capacity() == pytest.approx(0.5)  # between k = 0 (always right) and k = 1
+
+
+def test_simulated_readout_matches_prediction():
+    sim = I.simulate_readout(256, 128, 16, 200, seed=1)
+    for k in (4, 8, 16):
+        pred = I.readout_expected_errors(256, k, 128) / 256
+        assert abs(sim.error_rate[k - 1] - pred) <= 0.1 * pred + 5 * sim.error_rate_se[k - 1]
+        assert abs(sim.noise_var[k - 1] - k / 128) <= 5 * sim.noise_var_se[k - 1]
+    assert sim.capacity() == pytest.approx(I.readout_capacity(256, 128), rel=0.1)
+
+
+@pytest.mark.parametrize("kwargs", [dict(m=1, d=8, k_max=1, trials=2), dict(m=8, d=8, k_max=8, trials=2),
+                                    dict(m=8, d=8, k_max=0, trials=2), dict(m=8, d=8, k_max=2, trials=1),
+                                    dict(m=8, d=8, k_max=2, trials=2, threshold=1.0)])
+def test_simulate_readout_rejects_bad_input(kwargs):
+    with pytest.raises(ValueError):
+        I.simulate_readout(**kwargs)
+
+
+@pytest.mark.parametrize("bad", [dict(k=0, d=8), dict(k=2, d=1), dict(k=2, d=8, threshold=0.0)])
+def test_readout_error_rates_reject_bad_input(bad):
+    with pytest.raises(ValueError):
+        I.readout_error_rates(**bad)
+
+
 # ----------------------------------------------------------------------------- coherence
 
 
@@ -300,6 +380,7 @@ def test_registered_check_holds_at_tiny(cid):
 
 
 _TRUE_MEDIAN, _TRUE_WELCH = I.max_coherence_median, I.welch_bound
+_TRUE_CAPACITY, _TRUE_ERRORS = I.readout_capacity, I.readout_expected_errors
 
 
 @pytest.mark.parametrize(
@@ -308,12 +389,21 @@ _TRUE_MEDIAN, _TRUE_WELCH = I.max_coherence_median, I.welch_bound
         ("interference.k_active_noise", "k_active_noise_variance", lambda k, d: k / (d - 1)),
         ("interference.max_coherence", "max_coherence_median", lambda m, d: 1.1 * _TRUE_MEDIAN(m, d)),
         ("interference.welch_bound", "welch_bound", lambda m, d: 1.01 * _TRUE_WELCH(m, d)),
-        ("interference.jl_vs_typical", "rms_interference", lambda d: 1.05 / math.sqrt(d)),
         ("interference.inner_product_distribution", "_beta", lambda d: scipy.stats.beta(d / 2, d / 2)),
+        # the capacity with a wrong constant: d/(4 ln m) where the readout gives d/(8 ln m)
+        ("interference.jl_vs_typical", "readout_capacity", lambda m, d, threshold=0.5: 2 * _TRUE_CAPACITY(m, d, threshold)),
+        # the post's leading-order d/(8 ln m) taken as exact: 30-50% low at these sizes
+        ("interference.jl_vs_typical", "readout_capacity", lambda m, d: d / (8 * math.log(m))),
+        # the post's per-pair noise: variance k eps^2 = 8 k ln m / d
+        ("interference.jl_vs_typical", "k_active_noise_variance", lambda k, d: 8 * k * math.log(256) / d),
+        # error rates 30% too high
+        ("interference.jl_vs_typical", "readout_expected_errors",
+         lambda m, k, d, threshold=0.5: 1.3 * _TRUE_ERRORS(m, k, d, threshold)),
     ],
 )
 def test_registered_checks_can_fail(monkeypatch, cid, attr, wrong):
     """Each check catches a wrong formula put in place of the true one."""
-    monkeypatch.setattr(I, attr, wrong)
+    monkeypatch.setattr(IM, attr, wrong)
     rec = run_claim(CLAIMS[cid], Context(budget="tiny"))
     assert rec.verdict == "fails", rec.detail
+    assert "raised" not in rec.detail  # failed by comparison, not by an error

@@ -1,14 +1,17 @@
-"""Interference between random directions: how far apart can m unit vectors in R^d be?
+"""The mathematics of interference between random directions (seed 000, "Some costs of
+superposition"): how far apart can m unit vectors in R^d be, and what does their overlap cost?
 
-Background: a comment on "Some costs of superposition" (seed 000) points out that the
-*typical* inner product of two independent random unit vectors in R^d is d^-1/2, not the
-Johnson–Lindenstrauss figure sqrt(8 ln m / d), which bounds the *worst* pair. This module
-computes both, exactly where possible:
+A comment on the post points out that the *typical* inner product of two independent random
+unit vectors in R^d is d^-1/2, not the Johnson–Lindenstrauss figure sqrt(8 ln m / d), which
+bounds the *worst* pair. This module computes both, exactly where possible:
 
 * samplers of uniform unit directions on the device (:func:`random_unit_vectors`);
 * the exact law of t = <u, v> — (1 + t)/2 ~ Beta((d-1)/2, (d-1)/2) — its density, cdf and
   two-sided tail via scipy, and its moments as exact sympy expressions;
 * the noise k/d that k active features put on another one;
+* reading k active features out of m superposed ones by thresholded dot products: the
+  per-feature error rates, the capacity for an error-free readout (d/(8 ln m) to leading
+  order) and a batched simulation of it (:func:`simulate_readout`);
 * the median of the largest |cos| among m random vectors (an extreme-value prediction from the
   exact tail) and its asymptotic form sqrt(4 ln m / d);
 * the Welch bound, the smallest worst-case coherence any m unit vectors in R^d can have, with
@@ -19,6 +22,7 @@ Tensors follow the shape letters of STYLE: ``(..., m, d)`` stacks of m vectors i
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -33,7 +37,6 @@ from toymodels._validate import check_choice
 from toymodels._validate import check_int as _check_int
 from toymodels.device import derive_seed, make_generator, resolve_device
 
-from .registry import Context, Result, claim, holds_if, within
 
 __all__ = [
     "random_unit_vectors",
@@ -51,6 +54,12 @@ __all__ = [
     "jl_overstatement",
     "jl_capacity",
     "rms_capacity",
+    "readout_error_rates",
+    "readout_expected_errors",
+    "readout_capacity",
+    "readout_capacity_asymptotic",
+    "ReadoutSimulation",
+    "simulate_readout",
     "pairwise_cosines",
     "max_coherence",
     "sample_max_coherence",
@@ -134,11 +143,17 @@ def sample_inner_products(
     n = _int("n", n, 1)
     d = _dim(d)
     g = make_generator(derive_seed(seed, "inner-products", d), resolve_device(device))
-    per = max(1, chunk // (2 * d))
+    return _draw_in_chunks(n, 2, d, chunk, g, lambda uv: (uv[:, 0] * uv[:, 1]).sum(-1))
+
+
+def _draw_in_chunks(n: int, m: int, d: int, floats: int, generator: torch.Generator, stat: Any) -> torch.Tensor:
+    """n draws of ``stat(U)``, U (b, m, d) a batch of b stacks of m uniform unit vectors, with
+    b·m·d at most about ``floats`` per batch (memory stays bounded); float64 (n,)."""
+    per = max(1, floats // (m * d))
     out = []
     for start in range(0, n, per):
-        uv = random_unit_vectors(2, d, batch=(min(per, n - start),), generator=g)
-        out.append((uv[:, 0] * uv[:, 1]).sum(-1).double())
+        U = random_unit_vectors(m, d, batch=(min(per, n - start),), generator=generator)
+        out.append(stat(U).double())
     return torch.cat(out)
 
 
@@ -261,12 +276,7 @@ def sample_k_active_noise(
     """n draws of X = sum_{j=1}^k <u_0, u_j> (k + 1 independent uniform unit vectors); float64."""
     k, d, n = _int("k", k, 1), _dim(d), _int("n", n, 1)
     g = make_generator(derive_seed(seed, "k-active", k, d), resolve_device(device))
-    per = max(1, chunk // ((k + 1) * d))
-    out = []
-    for start in range(0, n, per):
-        u = random_unit_vectors(k + 1, d, batch=(min(per, n - start),), generator=g)
-        out.append((u[:, 0] * u[:, 1:].sum(1)).sum(-1).double())
-    return torch.cat(out)
+    return _draw_in_chunks(n, k + 1, d, chunk, g, lambda u: (u[:, 0] * u[:, 1:].sum(1)).sum(-1))
 
 
 # ----------------------------------------------------------------------------- JL vs typical
@@ -303,6 +313,160 @@ def rms_capacity(d: int, threshold: float = 1.0) -> float:
     """The corrected capacity: noise std sqrt(l/d) <= threshold gives l <= threshold^2 d — of the
     order of d, larger than :func:`jl_capacity` by the factor 8 ln m."""
     return threshold**2 * _dim(d)
+
+
+
+# ----------------------------------------------------------------------------- reading features out
+
+
+def _threshold(threshold: Any) -> float:
+    t = float(threshold)
+    if not 0.0 < t < 1.0:
+        raise ValueError(f"threshold must be in (0, 1) (between an inactive 0 and an active 1), got {threshold!r}")
+    return t
+
+
+def readout_error_rates(k: float, d: int, threshold: float = 0.5) -> tuple[float, float]:
+    """Per-feature error probabilities when k unit features at independent random directions in
+    R^d are active and feature i is read as active iff <x, u_i> > threshold (x = sum of the active
+    u_j). Gaussian approximation of the interference (mean 0, variance k/d, :func:`k_active_noise_variance`):
+
+        false positive (i inactive):  P(N(0, k/d) > theta)            = Phi_bar(theta sqrt(d/k))
+        false negative (i active):    P(1 + N(0, (k-1)/d) < theta)    = Phi_bar((1-theta) sqrt(d/(k-1)))
+
+    (0 for k <= 1: a lone active feature reads exactly 1). Both depend on k/d only, not on the
+    number m of features. ``k`` may be fractional (for root finding). Returns (fp, fn).
+    """
+    d, theta = _dim(d), _threshold(threshold)
+    k = float(k)
+    if not k > 0:
+        raise ValueError(f"k must be > 0 active features, got {k!r}")
+    fp = float(scipy.stats.norm.sf(theta * math.sqrt(d / k)))
+    fn = float(scipy.stats.norm.sf((1 - theta) * math.sqrt(d / (k - 1)))) if k > 1 else 0.0
+    return fp, fn
+
+
+def readout_expected_errors(m: int, k: float, d: int, threshold: float = 0.5) -> float:
+    """Expected number of wrongly read features among m, k of them active:
+    (m - k) fp + k fn (:func:`readout_error_rates`). Divided by m it is the per-feature error rate."""
+    m = _m_at_least_2(m)
+    fp, fn = readout_error_rates(k, d, threshold)
+    return (m - float(k)) * fp + float(k) * fn
+
+
+def readout_capacity(m: int, d: int, threshold: float = 0.5) -> float:
+    """The number of simultaneously active features at which half of all random frames read every
+    one of the m features correctly: the k solving
+
+        readout_expected_errors(m, k, d) = ln 2,
+
+    since errors are rare and nearly independent, P(no error) ~ exp(-E[errors]) (Poisson).
+    Continuous in k (Brent's method); m - 1 if even k = m - 1 leaves fewer errors. To leading
+    order this is :func:`readout_capacity_asymptotic`, d/(8 ln m) at threshold 1/2 — the figure
+    "Some costs of superposition" states as its capacity; at m = 10^2..10^4 it is 25-60% larger.
+    """
+    m, d, theta = _m_at_least_2(m), _dim(d), _threshold(threshold)
+    target = math.log(2)
+
+    def f(k: float) -> float:
+        return readout_expected_errors(m, k, d, theta) - target
+
+    if f(m - 1) <= 0:
+        return float(m - 1)
+    return float(scipy.optimize.brentq(f, 1e-9, m - 1, xtol=1e-10, rtol=1e-10))
+
+
+def readout_capacity_asymptotic(m: int, d: int, threshold: float = 0.5) -> float:
+    """Leading order of :func:`readout_capacity`: min(theta, 1-theta)^2 d / (2 ln m), from
+    Phi_bar(x) ~ exp(-x^2/2) and m exp(-theta^2 d/(2k)) ~ 1; d/(8 ln m) at theta = 1/2
+    (= :func:`jl_capacity` with threshold 1). It ignores the tail's prefactor, so at finite m it
+    underestimates the capacity (ratio -> 1 only as ln m -> infinity)."""
+    m, d, theta = _m_at_least_2(m), _dim(d), _threshold(threshold)
+    return min(theta, 1 - theta) ** 2 * d / (2 * math.log(m))
+
+
+@dataclass
+class ReadoutSimulation:
+    """Reading k = 1..k_max active unit features out of m at random directions in R^d, over
+    ``trials`` independent frames (:func:`simulate_readout`). Arrays are indexed by k - 1:
+
+    ``error_rate``: fraction of the m features read wrongly (mean over trials), with its standard
+    error across trials ``error_rate_se``; ``false_positive`` / ``false_negative``: the error
+    fractions among the m - k inactive / the k active features; ``error_free``: fraction of
+    trials that read all m features correctly; ``noise_var``: mean squared readout of the
+    inactive features (the interference, predicted k/d) and ``noise_var_se``.
+    """
+
+    m: int
+    d: int
+    threshold: float
+    trials: int
+    k: np.ndarray
+    error_rate: np.ndarray
+    error_rate_se: np.ndarray
+    false_positive: np.ndarray
+    false_negative: np.ndarray
+    error_free: np.ndarray
+    noise_var: np.ndarray
+    noise_var_se: np.ndarray
+
+    def capacity(self) -> float:
+        """The k at which ``error_free`` first falls below 1/2, linearly interpolated between
+        integer k (k = 0 is always error-free); NaN if it never does up to k_max."""
+        p = np.concatenate([[1.0], self.error_free])
+        below = np.nonzero(p < 0.5)[0]
+        if not len(below):
+            return math.nan
+        j = int(below[0])
+        return float(j - 1 + (p[j - 1] - 0.5) / (p[j - 1] - p[j]))
+
+
+def simulate_readout(
+    m: int,
+    d: int,
+    k_max: int,
+    trials: int,
+    *,
+    threshold: float = 0.5,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    max_floats: int = 1 << 24,
+) -> ReadoutSimulation:
+    """Simulate the readout of superposed features: per trial, m fresh uniform unit directions
+    u_1..u_m in R^d; for k = 1..k_max the first k features are active with magnitude 1, x = sum
+    of their directions, and feature i is read as active iff <x, u_i> > ``threshold``.
+
+    One Gram block G = U U[:k_max]^T (m, k_max) per trial serves every k: the readouts for k
+    active features are its cumulative sums along k. Trials are batched on the device, at most
+    about ``max_floats`` floats per batch. (The active set being the first k is no loss: the
+    directions are i.i.d.)
+    """
+    m, d = _m_at_least_2(m), _dim(d)
+    k_max = _int("k_max", k_max, 1, m - 1)
+    trials, theta = _int("trials", trials, 2), _threshold(threshold)
+    g = make_generator(derive_seed(seed, "readout", m, d), resolve_device(device))
+    active = torch.arange(m, device=g.device)[:, None] < torch.arange(1, k_max + 1, device=g.device)  # (m, k_max)
+    n_active = active.sum(0).double()  # (k_max,) = k
+    per = max(1, max_floats // (m * max(d, k_max)))
+    fp, fn, nvar = [], [], []
+    for start in range(0, trials, per):
+        U = random_unit_vectors(m, d, batch=(min(per, trials - start),), generator=g)  # (b, m, d)
+        R = (U @ U[:, :k_max].transpose(1, 2)).cumsum(-1)  # (b, m, k_max) readouts
+        wrong = torch.where(active, R < theta, R > theta)
+        fp.append((wrong & ~active).sum(1).double())  # (b, k_max)
+        fn.append((wrong & active).sum(1).double())
+        nvar.append(R.double().square().masked_fill(active, 0.0).sum(1) / (m - n_active))
+    fp_t, fn_t, nvar_t = torch.cat(fp).cpu(), torch.cat(fn).cpu(), torch.cat(nvar).cpu()  # (trials, k_max)
+    n_active = n_active.cpu()
+    err = (fp_t + fn_t) / m
+    se = lambda a: (a.std(0, correction=1) / math.sqrt(trials)).numpy()  # noqa: E731
+    return ReadoutSimulation(
+        m=m, d=d, threshold=theta, trials=trials, k=np.arange(1, k_max + 1),
+        error_rate=err.mean(0).numpy(), error_rate_se=se(err),
+        false_positive=(fp_t.mean(0) / (m - n_active)).numpy(), false_negative=(fn_t.mean(0) / n_active).numpy(),
+        error_free=((fp_t + fn_t) == 0).double().mean(0).numpy(),
+        noise_var=nvar_t.mean(0).numpy(), noise_var_se=se(nvar_t),
+    )
 
 
 # ----------------------------------------------------------------------------- coherence
@@ -348,12 +512,8 @@ def sample_max_coherence(
     """
     m, d, trials = _int("m", m, 2), _dim(d), _int("trials", trials, 1)
     g = make_generator(derive_seed(seed, "max-coherence", m, d), resolve_device(device))
-    per = max(1, max_floats // (m * max(m, d)))
-    out = []
-    for start in range(0, trials, per):
-        U = random_unit_vectors(m, d, batch=(min(per, trials - start),), generator=g)
-        out.append(max_coherence(U).double())
-    return torch.cat(out)
+    # the Gram matrix (m, m) may be larger than U (m, d): budget for the larger of the two
+    return _draw_in_chunks(trials, m, d, max_floats * d // max(m, d), g, max_coherence)
 
 
 def max_coherence_median(m: int, d: int, *, rule: str = "poisson") -> float:
@@ -471,255 +631,3 @@ def optimise_coherence(
     return best
 
 
-# ============================================================================= claims
-
-
-def _rng(ctx: Context, key: str) -> np.random.Generator:
-    """The check's numpy generator, reproducible across processes (``Context.rng`` hashes its keys
-    with Python's salted ``hash``, so its draws change from one interpreter to the next)."""
-    return np.random.default_rng(derive_seed(ctx.seed, key))
-
-
-_SE_TOL = 5.0  # Monte Carlo agreement: within 5 standard errors
-
-
-@claim(
-    "interference.inner_product_distribution",
-    status="proven",
-    statement="""For u, v independent and uniform on the unit sphere of R^d, t = <u,v> satisfies
-    (1+t)/2 ~ Beta((d-1)/2, (d-1)/2); hence E t = 0, Var t = 1/d exactly, E t^4 = 3/(d(d+2)) and the
-    RMS inner product is d^(-1/2).""",
-    source="Seed 000 (comment on 'Some costs of superposition'); Cai, Fan & Jiang 2013, Lemma 12.",
-)
-def _check_inner_product_distribution(ctx: Context) -> Result:
-    # 1. Exact moments, symbolic in d, from the Beta law; and, independently, by integrating the
-    #    density for small integer d.
-    claimed = {1: sp.Integer(0), 2: 1 / _D, 4: 3 / (_D * (_D + 2))}
-    sym_ok = all(sp.simplify(inner_product_moment(n) - v) == 0 for n, v in claimed.items())
-    dens_ok = all(
-        sp.simplify(_moment_from_density(n, d) - v.subs(_D, d)) == 0
-        for d in ctx.pick((2, 3), (2, 3, 5, 7), (2, 3, 4, 5, 6, 7, 9))  # even d >= 4: sympy slow
-        for n, v in claimed.items()
-    )
-    # 2. The scipy law integrates to 1 and has those moments (numerical quadrature).
-    quad_err = 0.0
-    for d in (3, 10, 100):
-        for n, v in [(0, 1.0)] + [(n, float(v.subs(_D, d))) for n, v in claimed.items()]:
-            q, _ = scipy.integrate.quad(lambda t, n=n, d=d: t**n * inner_product_pdf(t, d), -1, 1, limit=200)
-            quad_err = max(quad_err, abs(q - v))
-    quad_ok = quad_err < 1e-8
-    # 3. Monte Carlo on the device: moments within 5 standard errors, KS test against the Beta law.
-    n = ctx.pick(20_000, 100_000, 1_000_000)
-    dims = ctx.pick((2, 3, 16), (2, 3, 16, 256), (2, 3, 16, 256, 1024))
-    worst_z, min_p, obs = 0.0, 1.0, {}
-    for d in dims:
-        t = sample_inner_products(n, d, seed=derive_seed(ctx.seed, "ipd"), device=ctx.device).cpu()
-        m2, m4, m8 = (float(inner_product_moment_closed_form(k, d)) for k in (2, 4, 8))
-        se = {1: math.sqrt(m2 / n), 2: math.sqrt((m4 - m2**2) / n), 4: math.sqrt((m8 - m4**2) / n)}
-        est = {1: float(t.mean()), 2: float((t**2).mean()), 4: float((t**4).mean())}
-        exact = {1: 0.0, 2: m2, 4: m4}
-        for k in (1, 2, 4):
-            worst_z = max(worst_z, abs(est[k] - exact[k]) / se[k])
-        p = scipy.stats.kstest(((1 + t.numpy()) / 2), _beta(d).cdf).pvalue
-        min_p = min(min_p, p)
-        obs[d] = {"var": est[2], "1/d": m2, "ks_p": p}
-    alpha = 1e-3 / len(dims)  # Bonferroni over the dimensions
-    mc_ok = worst_z <= _SE_TOL and min_p >= alpha
-    ok = sym_ok and dens_ok and quad_ok and mc_ok
-    return Result(
-        holds_if(ok),
-        predicted={"E t": "0", "Var t": "1/d", "E t^4": "3/(d(d+2))", "law": "(1+t)/2 ~ Beta((d-1)/2,(d-1)/2)"},
-        observed={"sympy_moments_equal": sym_ok, "density_integrals_equal": dens_ok, "quad_err": quad_err,
-                  "mc_worst_z": worst_z, "ks_min_p": min_p, "by_d": obs},
-        tolerance={"z": _SE_TOL, "ks_alpha": alpha, "quad": 1e-8},
-        detail=f"sympy: Beta-law moments simplify to 0, 1/d, 3/(d(d+2)) ({sym_ok}); density integrals "
-        f"for small d agree ({dens_ok}); scipy pdf moments by quadrature err {quad_err:.1e}; "
-        f"MC {n} pairs per d in {list(dims)} on {ctx.device}: worst |z| = {worst_z:.2f} over E t, E t^2, "
-        f"E t^4; KS min p = {min_p:.3g} (need >= {alpha:.1e}).",
-    )
-
-
-@claim(
-    "interference.k_active_noise",
-    status="proven",
-    statement="""The interference on feature i from k active unit-magnitude features placed at
-    independent uniformly random directions, sum_j <u_i, u_j>, has mean 0 and variance exactly k/d
-    (standard deviation sqrt(k/d)).""",
-    source="Seed 000 (comment on 'Some costs of superposition': noise std sqrt(l/d)).",
-)
-def _check_k_active_noise(ctx: Context) -> Result:
-    floats = ctx.pick(2e6, 2.5e7, 2e8)  # random numbers drawn per (k, d)
-    cases = ctx.pick([(1, 16), (10, 64)], [(1, 3), (5, 16), (10, 64), (40, 128)],
-                     [(1, 3), (5, 16), (10, 64), (50, 256), (200, 512)])
-    worst_z, obs, sizes = 0.0, {}, []
-    for k, d in cases:
-        n = int(np.clip(floats / ((k + 1) * d), 10_000, 1_000_000))
-        sizes.append(n)
-        x = sample_k_active_noise(k, d, n, seed=derive_seed(ctx.seed, "k-active"), device=ctx.device).cpu()
-        var_pred = k_active_noise_variance(k, d)
-        ex2 = float((x**2).mean())  # the mean is known to be 0: estimate Var by E X^2
-        se = math.sqrt((k_active_noise_fourth_moment(k, d) - var_pred**2) / n)
-        z_var = abs(ex2 - var_pred) / se
-        z_mean = abs(float(x.mean())) / math.sqrt(var_pred / n)
-        worst_z = max(worst_z, z_var, z_mean)
-        obs[f"k={k},d={d}"] = ex2
-    ok = worst_z <= _SE_TOL
-    return Result(
-        holds_if(ok),
-        predicted={f"k={k},d={d}": k_active_noise_variance(k, d) for k, d in cases},
-        observed=obs,
-        tolerance={"z": _SE_TOL},
-        detail=f"{sizes} draws for (k, d) = {cases} on {ctx.device}; worst |z| = {worst_z:.2f} over the mean and the "
-        "variance (standard error from the exact fourth moment (k^2 + 2k(k-1)/d)·3/(d(d+2))).",
-    )
-
-
-@claim(
-    "interference.jl_vs_typical",
-    status="proven",
-    statement="""The Johnson-Lindenstrauss 'typical noise' sqrt(8 ln m / d) is a worst-case figure: it
-    exceeds the RMS inner product 1/sqrt(d) of random unit vectors by the factor sqrt(8 ln m). The
-    derived capacity 'at most d/(8 ln m) simultaneously active features' becomes, with noise
-    standard deviation sqrt(l/d), a number of active features l of the order of d.""",
-    source="Seed 000 (comment on 'Some costs of superposition'); Dasgupta & Gupta 2003 for the JL constant.",
-)
-def _check_jl_vs_typical(ctx: Context) -> Result:
-    m_s, d_s = sp.symbols("m d", positive=True)
-    ratio_ok = sp.simplify(sp.sqrt(8 * sp.log(m_s) / d_s) / (1 / sp.sqrt(d_s)) - sp.sqrt(8 * sp.log(m_s))) == 0
-    cap_ok = sp.simplify(d_s / (d_s / (8 * sp.log(m_s))) - 8 * sp.log(m_s)) == 0
-    # numeric library functions against the formulas
-    lib_err = max(
-        abs(jl_typical_noise(m, d) / rms_interference(d) - jl_overstatement(m)) / jl_overstatement(m)
-        + abs(rms_capacity(d) / jl_capacity(m, d) - 8 * math.log(m)) / (8 * math.log(m))
-        for m in (2, 10, 1000) for d in (2, 64, 4096)
-    )
-    # Monte Carlo: RMS over all pairs of m random vectors vs 1/sqrt(d). Pair terms t^2 are
-    # pairwise uncorrelated, so the standard error of the mean of t^2 is exact.
-    cases = ctx.pick([(64, 32)], [(64, 32), (256, 128), (1024, 512)], [(64, 32), (256, 128), (1024, 512), (2048, 1024)])
-    trials = ctx.pick(8, 16, 64)
-    worst_z, obs, pred, jl_exceed = 0.0, {}, {}, 0
-    for m, d in cases:
-        g = make_generator(derive_seed(ctx.seed, "jl", m, d), ctx.device)
-        U = random_unit_vectors(m, d, batch=(trials,), generator=g)
-        C = pairwise_cosines(U).double()
-        iu = torch.triu_indices(m, m, 1, device=C.device)
-        t2 = C[:, iu[0], iu[1]] ** 2
-        ms = float(t2.mean())
-        n_pairs = t2.numel()
-        m2, m4 = 1 / d, 3 / (d * (d + 2))
-        z = abs(ms - m2) / math.sqrt((m4 - m2**2) / n_pairs)
-        worst_z = max(worst_z, z)
-        rms = math.sqrt(ms)
-        obs[f"m={m},d={d}"] = {"rms": rms, "jl/rms": jl_typical_noise(m, d) / rms}
-        pred[f"m={m},d={d}"] = {"rms": rms_interference(d), "jl/rms": jl_overstatement(m)}
-        jl_exceed += int((t2.sqrt() > jl_typical_noise(m, d)).sum())
-    ok = ratio_ok and cap_ok and lib_err < 1e-12 and worst_z <= _SE_TOL and jl_exceed == 0
-    return Result(
-        holds_if(ok),
-        predicted=pred,
-        observed=obs,
-        tolerance={"z": _SE_TOL},
-        detail=f"sympy: eps_JL / d^-1/2 = sqrt(8 ln m) ({ratio_ok}) and capacity ratio d / (d/(8 ln m)) = "
-        f"8 ln m ({cap_ok}); MC {trials} configurations per (m, d) on {ctx.device}: mean t^2 vs 1/d worst "
-        f"|z| = {worst_z:.2f}; pairs above the JL eps (a worst-case bound): {jl_exceed}.",
-    )
-
-
-_COH_GRID_D = (64, 128, 256, 512, 1024)
-_COH_GRID_M = (32, 64, 128, 256, 512, 1024, 2048)
-
-
-@claim(
-    "interference.max_coherence",
-    status="empirical",
-    statement="""For m independent uniform unit vectors in R^d the median of the largest |cosine|
-    over the m(m-1)/2 pairs solves M * P(|t| > x) = ln 2 with M = m(m-1)/2 and the exact Beta tail
-    of t, to within 5% for d in 64..1024 and m in 32..2048. The asymptotic form sqrt(4 ln m / d)
-    overestimates it at these sizes.""",
-    source="Seed 000; Cai, Fan & Jiang 2013 (asymptotic law of the largest coherence).",
-)
-def _check_max_coherence(ctx: Context) -> Result:
-    rng = _rng(ctx, "max_coherence")
-    grid = [(d, m) for d in _COH_GRID_D for m in _COH_GRID_M]
-    # Always the two corners that cost least/most, plus random pairs per budget.
-    n_random = ctx.pick(1, 3, 10)
-    flop_budget = ctx.pick(2e8, 3e9, 1e11)  # multiply-adds for the Gram matrices, per pair
-    cap = ctx.pick(2**22, 2**28, 2**32)  # skip pairs whose single trial costs more than this
-    affordable = [(d, m) for d, m in grid if m * m * d <= cap]
-    picks = [affordable[0]] + [affordable[i] for i in rng.choice(len(affordable), size=n_random, replace=False)]
-    picks = sorted(set(picks))
-    worst_rel, obs, pred, over, all_within = 0.0, {}, {}, [], True
-    for d, m in picks:
-        trials = int(np.clip(flop_budget / (m * m * d), 24, 400))
-        mu = sample_max_coherence(m, d, trials, seed=derive_seed(ctx.seed, "coh"), device=ctx.device)
-        med = float(mu.median())
-        p = max_coherence_median(m, d)
-        a = max_coherence_asymptotic(m, d)
-        worst_rel = max(worst_rel, abs(med - p) / p)
-        all_within = all_within and within(p, med, rel=0.05)
-        key = f"d={d},m={m}"
-        obs[key], pred[key] = med, p
-        over.append(a / med - 1)
-    # The asymptotic formula against the exact-tail prediction over the whole grid (analytic).
-    grid_over = [max_coherence_asymptotic(m, d) / max_coherence_median(m, d) - 1 for d, m in grid]
-    ok = all_within and min(over) > 0
-    return Result(
-        holds_if(ok),
-        predicted=pred,
-        observed={**obs, "asymptotic_overestimate_sampled": [min(over), max(over)],
-                  "asymptotic_overestimate_grid": [min(grid_over), max(grid_over)]},
-        tolerance={"rel": 0.05},
-        detail=f"(d, m) in {picks}, 24-400 trials each on {ctx.device}; worst relative error of the "
-        f"exact-tail median {100 * worst_rel:.2f}%. sqrt(4 ln m/d) overestimates the observed median by "
-        f"{100 * min(over):.1f}%-{100 * max(over):.1f}% here, and the exact-tail median by "
-        f"{100 * min(grid_over):.1f}%-{100 * max(grid_over):.1f}% over the whole grid d in 64..1024, "
-        f"m in 32..2048 (catalogue: 10-20%; below 10% only at d >= 512 with m >= 1024).",
-    )
-
-
-@claim(
-    "interference.welch_bound",
-    status="proven",
-    statement="""Any m > d unit vectors in R^d have max_{i != j} |<u_i,u_j>| >= sqrt((m-d)/(d(m-1)));
-    equiangular tight frames attain it, e.g. three vectors at 120 degrees in the plane (both sides 1/2).""",
-    source="Welch 1974; Strohmer & Heath 2003 (Grassmannian frames).",
-)
-def _check_welch_bound(ctx: Context) -> Result:
-    rng = _rng(ctx, "welch")
-    # 1. Random configurations: coherence and frame potential above their bounds.
-    n_cases = ctx.pick(6, 30, 200)
-    worst_gap, worst_fp = math.inf, math.inf
-    for i in range(n_cases):
-        d = int(rng.integers(2, 40))
-        m = int(rng.integers(d + 1, 4 * d + 3))
-        g = make_generator(derive_seed(ctx.seed, "welch", i), ctx.device)
-        U = random_unit_vectors(m, d, batch=(8,), generator=g, dtype=torch.float64)
-        worst_gap = min(worst_gap, float(max_coherence(U).min()) - welch_bound(m, d))
-        worst_fp = min(worst_fp, float(frame_potential(U).min()) / frame_potential_bound(m, d) - 1)
-    # 2. Optimised configurations: the search never beats the bound.
-    opt_cases = ctx.pick([(3, 2), (4, 2)], [(3, 2), (4, 2), (4, 3), (6, 3), (7, 3)],
-                         [(3, 2), (4, 2), (5, 2), (4, 3), (6, 3), (7, 3), (5, 4), (8, 4), (16, 6)])
-    opt = {}
-    for m, d in opt_cases:
-        U = optimise_coherence(m, d, steps=ctx.pick(150, 400, 1500), seed=ctx.seed)
-        mu = float(max_coherence(U))
-        opt[f"m={m},d={d}"] = {"coherence": mu, "welch": welch_bound(m, d)}
-        worst_gap = min(worst_gap, mu - welch_bound(m, d))
-    # 3. Equality: three vectors at 120 degrees, and the regular simplex for several m.
-    tri = simplex_etf(3)
-    tri_mu = float(max_coherence(tri))
-    etf_err = max(abs(float(max_coherence(simplex_etf(m))) - welch_bound(m, m - 1)) for m in range(3, 12))
-    eq_ok = abs(tri_mu - 0.5) < 1e-12 and abs(welch_bound(3, 2) - 0.5) < 1e-15 and etf_err < 1e-12
-    tol = 1e-12
-    ok = worst_gap >= -tol and worst_fp >= -tol and eq_ok
-    return Result(
-        holds_if(ok),
-        predicted={"welch(3,2)": welch_bound(3, 2), "gap >=": 0.0},
-        observed={"triangle_coherence": tri_mu, "min coherence - welch": worst_gap,
-                  "min frame potential / bound - 1": worst_fp, "optimised": opt, "simplex_err": etf_err},
-        tolerance=tol,
-        detail=f"{n_cases} random (m, d) with m > d (8 configurations each) and {len(opt_cases)} optimised "
-        f"frames: smallest coherence minus Welch bound {worst_gap:.3g} (optimised frames come within it); "
-        f"frame potential never below max(m, m^2/d); triangle coherence {tri_mu:.15f}; regular simplices "
-        f"m = 3..11 attain 1/(m-1) (err {etf_err:.1e}).",
-    )
