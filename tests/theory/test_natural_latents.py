@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import theory.natural_latents as nl
+import theory.natural_latents.claims as nlc
 from theory.registry import CLAIMS, Context, run_claim
 
 LN2 = math.log(2)
@@ -374,12 +375,14 @@ def test_pinned_kl_resampling_counterexample(name, ratio):
     assert j["g2"] <= j["bound2"]
 
 
-def test_pinned_counterexample_at_50_digits():
+def _errors_at_50_digits(P):
+    """(I(X1;X2|Λ), I(Λ;X1|X2), I(Λ;X2|X1), I(Γ;X1|X2)) at 50 digits, Γ from P[Λ|X1]; the largest
+    entry is replaced by 1 − the others so the joint sums to 1 exactly."""
     mp = pytest.importorskip("mpmath")
     mp.mp.dps = 50
-    P = nl.KL_RESAMPLING_COUNTEREXAMPLES["eps~1e-4"]
-    vals = {i: mp.mpf(repr(float(P[i]))) for i in itertools.product(range(2), repeat=3)}
-    vals[(1, 0, 1)] = 1 - sum(v for k, v in vals.items() if k != (1, 0, 1))
+    vals = {i: mp.mpf(repr(float(P[i]))) for i in itertools.product(*map(range, P.shape))}
+    top = max(vals, key=vals.get)
+    vals[top] = 1 - sum(v for k, v in vals.items() if k != top)
 
     def H(ps):
         return -sum(p * mp.log(p) for p in ps if p > 0)
@@ -394,11 +397,48 @@ def test_pinned_counterexample_at_50_digits():
     def cmi(d, a, b, g):
         return H(marg(d, a + g).values()) + H(marg(d, b + g).values()) - H(marg(d, a + b + g).values()) - H(marg(d, g).values())
 
-    eps = max(cmi(vals, (2,), (0,), (1,)), cmi(vals, (2,), (1,), (0,)))
     p12, p1l, p1 = marg(vals, (0, 1)), marg(vals, (0, 2)), marg(vals, (0,))
     Q = {(a, b, c): p12[a, b] * p1l[a, c] / p1[(a,)] for a, b, c in vals}
-    ratio = cmi(Q, (2,), (0,), (1,)) / eps
-    assert float(ratio) == pytest.approx(9.72667516, abs=1e-6)
+    return cmi(vals, (0,), (1,), (2,)), cmi(vals, (2,), (0,), (1,)), cmi(vals, (2,), (1,), (0,)), cmi(Q, (2,), (0,), (1,))
+
+
+def test_pinned_counterexample_at_50_digits():
+    med, red1, red2, res = _errors_at_50_digits(nl.KL_RESAMPLING_COUNTEREXAMPLES["eps~1e-4"])
+    assert float(res / max(red1, red2)) == pytest.approx(9.72667516, abs=1e-6)
+    assert float(med) == pytest.approx(0.1416, abs=1e-4)  # the lemma's hypothesis leaves mediation free
+
+
+def test_pinned_all_errors_counterexample_at_50_digits():
+    """All three errors <= 1e-8 and still I(Γ;X1|X2) > 9·eps: the all-errors variant fails too."""
+    P = nlc.KL_RESAMPLING_ALL_ERRORS_COUNTEREXAMPLE
+    assert P.min() > 0
+    med, red1, red2, res = _errors_at_50_digits(P)
+    eps = max(med, red1, red2)
+    assert float(eps) <= 1e-8
+    assert float(res / eps) == pytest.approx(9.627, abs=1e-3)
+    assert float(res / eps) > 9
+
+
+def test_all_errors_search_prices_joints_like_the_measures():
+    """The search's differentiable errors equal the numpy measures (caught a wrong mediation term)."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(3)
+    for shape in [(2, 2, 2), (3, 2, 4)]:
+        P = nl.random_joint(shape, rng, alpha=0.5)
+        got = nl.search._kl_errors_torch(torch.as_tensor(P)).numpy()
+        r = nl.kl_resampling_errors(P)
+        want = [nl.mediation_error(P), nl.redundancy_error(P, 1), nl.redundancy_error(P, 2), r["resampled"]]
+        np.testing.assert_allclose(got, want, atol=1e-12)
+
+
+@pytest.mark.slow
+def test_all_errors_search_reaches_the_audit_ratios():
+    """The audit's ratios with all three errors <= eps: about 5.9 at 1e-4 and 7.7 at 1e-6."""
+    found = nl.search_kl_resampling_all_errors((1e-4, 1e-6), n_starts=2, seed=0, max_iter=200)
+    for t, want in ((1e-4, 5.9), (1e-6, 7.7)):
+        f = found[t]
+        assert f["in_band"] and f["ratio"] >= want - 0.05 and f["P"].min() > 0
+        assert max(f["med"], f["red1"], f["red2"]) == pytest.approx(f["eps"])
 
 
 def test_kl_resampling_search_finds_ratio_above_9():
@@ -428,6 +468,7 @@ def test_random_joint_validation_and_zeros():
 CONJECTURE_VERDICTS = {
     "natural_latents.deterministic_conjecture": "open",
     "natural_latents.kl_resampling": "counterexample",
+    "natural_latents.kl_resampling_all_errors": "counterexample",
 }
 
 
@@ -435,3 +476,49 @@ CONJECTURE_VERDICTS = {
 def test_conjecture_verdict_at_tiny_budget(cid):
     rec = run_claim(CLAIMS[cid], Context(budget="tiny"))
     assert rec.verdict == CONJECTURE_VERDICTS[cid], rec.detail
+
+
+# ------------------------------------------------------------------------------------------
+# negative controls: each check touched here, fed something false, says so
+# ------------------------------------------------------------------------------------------
+
+def test_trivial_latents_fails_on_a_wrong_copy_latent(monkeypatch):
+    """Λ = X2 passed off as the copy of X1: its errors are not (0, 0, H(X1|X2))."""
+    real = nl.trivial_latent_errors
+
+    def wrong(PX):
+        t = real(PX)
+        return {**t, "copy1": t["copy2"]}
+
+    monkeypatch.setattr(nlc, "trivial_latent_errors", wrong)
+    rec = run_claim(CLAIMS["natural_latents.trivial_latents"], Context(budget="tiny"))
+    assert rec.verdict == "fails", rec.detail
+
+
+def test_trivial_latents_fails_on_a_wrong_partition_pricing(monkeypatch):
+    """An enumeration that swaps H(Λ|X1) and H(Λ|X2) disagrees with the direct construction."""
+    real = nl.deterministic_errors_batch
+    monkeypatch.setattr(nlc, "deterministic_errors_batch", lambda PX, labels: real(PX, labels)[:, [0, 2, 1]])
+    rec = run_claim(CLAIMS["natural_latents.trivial_latents"], Context(budget="tiny"))
+    assert rec.verdict == "fails", rec.detail
+
+
+def test_kl_resampling_is_open_without_a_counterexample(monkeypatch):
+    """Pinned joints that satisfy the bound and a search that finds nothing above 9: "open"."""
+    rng = np.random.default_rng(0)
+    benign = {k: nl.random_joint((2, 2, 2), rng, alpha=3.0) for k in nlc.KL_RESAMPLING_COUNTEREXAMPLES}
+    assert all(nl.kl_resampling_errors(P)["ratio"] < 9 for P in benign.values())
+    monkeypatch.setattr(nlc, "KL_RESAMPLING_COUNTEREXAMPLES", benign)
+    monkeypatch.setattr(nlc, "kl_resampling_curve", lambda rng, targets, **kw: {
+        t: {**nl.kl_resampling_errors(benign["eps~1e-4"]), "in_band": True} for t in targets})
+    rec = run_claim(CLAIMS["natural_latents.kl_resampling"], Context(budget="tiny"))
+    assert rec.verdict == "open", rec.detail
+
+
+def test_kl_resampling_all_errors_is_open_at_large_eps(monkeypatch):
+    """A benign pinned joint and a search only at eps ~1e-4 (ratio ~5.9 < 9): "open"."""
+    P = nl.random_joint((2, 2, 2), np.random.default_rng(1), alpha=3.0)
+    monkeypatch.setattr(nlc, "KL_RESAMPLING_ALL_ERRORS_COUNTEREXAMPLE", P)
+    rec = run_claim(CLAIMS["natural_latents.kl_resampling_all_errors"], Context(budget="tiny"))
+    assert rec.verdict == "open", rec.detail
+    assert rec.observed["search eps~0.0001"] < 9
