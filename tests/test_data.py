@@ -176,3 +176,114 @@ def test_model_activations_are_the_hidden_layer():
     assert torch.equal(src.directions, model.W_IMN.transpose(1, 2))
     with pytest.raises(ValueError, match="n_features"):
         ModelActivations(model, SparseFeatures(7, 0.2))
+
+
+# ---------------------------------------------------------------------- per-instance streams
+def _p_mixed(n_inst, n):
+    """Per-instance probabilities spanning both paths: dense (p > 0.1) and sparse."""
+    return torch.logspace(0, -2.5, n_inst)
+
+
+STREAM_SOURCES = {
+    "dense": lambda: SparseFeatures(12, 0.3, 5, seed=11),
+    "sparse": lambda: SparseFeatures(12, 0.03, 5, seed=11),
+    "per-instance p, both paths": lambda: SparseFeatures(12, _p_mixed(5, 12), 5, seed=11),
+    "per-feature p (thinning), signed": lambda: SparseFeatures(
+        12, torch.rand(5, 12, generator=torch.Generator().manual_seed(0)) * 0.1, 5, magnitude="signed", seed=11),
+    "per-feature p, dense, constant": lambda: SparseFeatures(
+        12, torch.linspace(0.05, 0.9, 12)[None].expand(5, 12), 5, magnitude="constant", seed=11),
+    "low p two draws": lambda: SparseFeatures(12, 0.005, 5, sparse_threshold=0.0, seed=11),
+    "groups": lambda: SparseFeatures(12, _p_mixed(5, 12) * 0.3, 5, correlated_groups=2, anticorrelated_groups=1,
+                                     group_size=3, seed=11),
+    "d_embed": lambda: SparseFeatures(30, _p_mixed(5, 30), 5, d_embed=6, seed=11),
+    "gaussian mixture": lambda: GaussianMixture(3, 4, 5, seed=11),
+    "unit cube": lambda: UnitCube(3, 5, seed=11),
+    "model activations": lambda: ModelActivations(build_model(TMSConfig(12, 3, 5), seed=1),
+                                                  SparseFeatures(12, _p_mixed(5, 12), 5, seed=11)),
+}
+
+
+@pytest.mark.parametrize("name", list(STREAM_SOURCES))
+def test_subset_yields_the_instances_own_streams(name):
+    """source.subset(idx).sample(B)[j] == source.sample(B)[idx[j]], bit for bit, call after
+    call (issue 8 #1: each chunk's subset used to restart one shared seed)."""
+    make = STREAM_SOURCES[name]
+    full = make()
+    ref = [full.sample(b) for b in (64, 1, 200)]
+    idx = [3, 0, 4]
+    sub = make().subset(idx)
+    assert sub.n_instances == 3
+    for b, x in zip((64, 1, 200), ref):
+        assert torch.equal(sub.sample(b), x[idx])
+    # chunks partitioning the instances reproduce the unchunked batches
+    src = make()
+    chunks = [src.subset(slice(0, 2)), src.subset(slice(2, 5))]
+    for b, x in zip((64, 1, 200), ref):
+        assert torch.equal(torch.cat([c.sample(b) for c in chunks]), x)
+
+
+@pytest.mark.parametrize("name", list(STREAM_SOURCES))
+def test_state_covers_every_stream(name):
+    src = STREAM_SOURCES[name]()
+    state = src.get_state()
+    assert state.shape[0] == 5  # one state per instance
+    first = src.sample(50)
+    src.sample(7)
+    src.set_state(state)
+    assert torch.equal(src.sample(50), first)
+    # a subset shares the parent's streams: its draws advance the parent, state and all
+    src.set_state(state)
+    sub = src.subset([1, 2])
+    sub.sample(50)
+    assert torch.equal(src.sample(7)[3], STREAM_SOURCES[name]().sample(7)[3])  # untouched stream
+    assert not torch.equal(src.get_state()[1], state[1])
+    sub.set_state(state[[1, 2]])
+    src.set_state(torch.cat([state[:1], src.get_state()[1:]]))
+    assert torch.equal(src.sample(50)[1:3], first[1:3])
+
+
+def test_equal_instances_get_different_data_and_streams_do_not_depend_on_I():
+    a = SparseFeatures(10, 0.2, 4, seed=3).sample(100)
+    assert not torch.equal(a[0], a[1])  # same p, own streams
+    b = SparseFeatures(10, 0.2, 6, seed=3).sample(100)
+    assert torch.equal(a, b[:4])  # instance i's stream depends on (seed, i) alone
+
+
+def test_sparse_path_over_several_rounds(monkeypatch):
+    """Force many rounds of geometric skipping: same statistics, still exact per instance."""
+    monkeypatch.setattr(SparseFeatures, "_draws_per_round", staticmethod(lambda mu: 7))
+    p = torch.tensor([0.05, 0.01, 0.08])
+    make = lambda: SparseFeatures(20, p, 3, seed=2)  # noqa: E731
+    x = make().sample(4000)
+    rate = (x != 0).float().mean(dim=(1, 2))
+    assert ((rate - p).abs() <= _rate_tol(p, 4000 * 20)).all(), rate
+    assert torch.equal(make().subset([2, 1]).sample(4000), x[[2, 1]])
+
+
+def test_shared_source_and_per_instance_source_of_one():
+    shared = SparseFeatures(8, 0.1, 1, seed=5)
+    assert shared.shared and shared.get_state().ndim == 1
+    per = SparseFeatures(8, 0.1, 3, seed=5)
+    assert not per.shared
+    one = per.subset([2])
+    assert not one.shared and one.get_state().shape[0] == 1  # keeps instance 2's stream
+    assert torch.equal(one.sample(30), SparseFeatures(8, 0.1, 3, seed=5).sample(30)[2:])
+    with pytest.raises(ValueError, match="per-instance streams"):
+        per.set_state(shared.get_state())
+    with pytest.raises(ValueError, match="shared stream"):
+        shared.set_state(per.get_state())
+    with pytest.raises(ValueError, match="uint8"):
+        shared.set_state([1, 2])
+
+
+def test_model_activations_with_shared_features_chunk_exactly():
+    """Shared features (one x for every model instance): each chunk of model instances forks
+    the stream, so chunk c sees the batches of the unchunked run, not the next ones."""
+    model = build_model(TMSConfig(6, 3, 4), seed=0)
+    ref = ModelActivations(model, SparseFeatures(6, 0.2, 1, seed=4))
+    full = [ref.sample(b) for b in (40, 3)]
+    src = ModelActivations(model, SparseFeatures(6, 0.2, 1, seed=4))
+    assert src.shared
+    chunks = [src.subset(slice(0, 2)), src.subset(slice(2, 4))]
+    for b, x in zip((40, 3), full):
+        assert torch.equal(torch.cat([c.sample(b) for c in chunks]), x)

@@ -1,9 +1,17 @@
 """Synthetic data, born on the device.
 
 Every source samples a tensor shaped (I, B, D) — instances, batch, dimension — on its
-device from its own seeded ``torch.Generator``; nothing goes through numpy. A source with
-``n_instances=1`` yields batches shared by all instances of a model (an SAE L1 sweep sees the
-same data in every instance); models broadcast that leading 1.
+device from seeded ``torch.Generator``\\ s; nothing goes through numpy. A source with
+``n_instances=1`` is *shared*: one stream yields batches shared by all instances of a model
+(an SAE L1 sweep sees the same data in every instance); models broadcast that leading 1.
+
+A source with ``n_instances > 1`` has one stream per instance: instance i draws from its own
+generator, seeded ``derive_seed(seed, "instance", i)``, and nothing it samples depends on the
+other instances. So ``source.subset(idx)`` — which shares the chosen instances' generators —
+yields for its j-th instance exactly what ``source`` yields for instance ``idx[j]``, and a
+chunked run trains every instance on the data of the unchunked run (same sequence of
+``sample`` calls). Vectorised maths runs on the whole batch; only the generator calls loop
+over instances (one to four per sample call and instance).
 
 Sources: :class:`SparseFeatures` (the toy-model and SAE ground truth), :class:`GaussianMixture`,
 :class:`UnitCube`, and :class:`ModelActivations` (the hidden layer of a toy model fed with
@@ -23,6 +31,7 @@ from ._validate import (
     check_float,
     check_int,
     check_positive,
+    check_seed,
     check_tensor_range,
 )
 from .device import derive_seed, make_generator, resolve_device
@@ -30,32 +39,112 @@ from .device import derive_seed, make_generator, resolve_device
 MAGNITUDES = ("uniform", "constant", "signed")
 
 
+def instance_seed(seed: int, instance: int) -> int:
+    """The seed of instance ``instance``'s stream in a source seeded ``seed``."""
+    return derive_seed(seed, "instance", instance)
+
+
+def _instance_index(index: Any, n_instances: int) -> list[int]:
+    """``index`` (int, slice, sequence or tensor) as a list of instance numbers in range."""
+    try:
+        idx = torch.arange(n_instances)[index if not isinstance(index, list) else torch.as_tensor(index, dtype=torch.long)]
+    except (IndexError, TypeError, ValueError, RuntimeError) as e:
+        raise ValueError(f"index {index!r} does not select instances of a source with {n_instances}: {e}") from None
+    return idx.reshape(-1).tolist()
+
+
 class Source:
-    """Base class: a seeded generator on a device, with a restorable RNG state."""
+    """Base class: seeded generators on a device — one shared stream, or one per instance —
+    with a restorable state.
+
+    ``per_instance`` (default: ``n_instances > 1``) gives every instance its own stream;
+    :meth:`subset` keeps the chosen streams (shared, not copied: sampling a subset advances
+    those streams of the parent too, as training them in the parent would).
+    """
 
     n_instances: int
     dim: int
 
-    def __init__(self, seed: int, device: str | torch.device) -> None:
-        self.seed = check_int("seed", seed, 0)
+    def __init__(
+        self,
+        seed: int,
+        device: str | torch.device,
+        n_instances: int = 1,
+        *,
+        per_instance: bool | None = None,
+    ) -> None:
+        self.seed = check_seed("seed", seed)
         self.device = resolve_device(device)
-        self.generator = make_generator(self.seed, self.device)
+        self.n_instances = check_int("n_instances", n_instances, 1)
+        self.per_instance = self.n_instances > 1 if per_instance is None else bool(per_instance)
+        if self.per_instance:
+            self.generators = [make_generator(instance_seed(self.seed, i), self.device) for i in range(self.n_instances)]
+        else:
+            self.generators = [make_generator(self.seed, self.device)]
+
+    @property
+    def generator(self) -> torch.Generator:
+        """The shared stream's generator (instance 0's stream for a per-instance source)."""
+        return self.generators[0]
+
+    @property
+    def shared(self) -> bool:
+        """True when one stream feeds every instance (then a chunked trainer rewinds it for
+        each chunk, so every chunk sees the batches of an unchunked run)."""
+        return not self.per_instance
 
     def sample(self, batch_size: int) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def get_state(self) -> torch.Tensor:
-        """The RNG state, to checkpoint and resume a stream exactly."""
-        return self.generator.get_state()
+        """The RNG state, to checkpoint and resume exactly: a byte tensor (S,) for a shared
+        stream, (I, S) for per-instance streams."""
+        if not self.per_instance:
+            return self.generators[0].get_state()
+        return torch.stack([g.get_state() for g in self.generators])
 
     def set_state(self, state: torch.Tensor) -> None:
-        self.generator.set_state(state.cpu() if self.device.type == "cpu" else state)
+        """Continue from a state returned by :meth:`get_state` of a source of the same shape."""
+        if not isinstance(state, torch.Tensor) or state.dtype != torch.uint8:
+            raise ValueError(f"a data-stream state must be a uint8 tensor from get_state(), got {type(state).__name__}")
+        state = state.cpu()
+        want = (len(self.generators),) if self.per_instance else ()
+        if tuple(state.shape[:-1]) != want:
+            kind = f"{len(self.generators)} per-instance streams" if self.per_instance else "one shared stream"
+            raise ValueError(
+                f"the data-stream state has shape {tuple(state.shape)} but this source has {kind} "
+                "(the state comes from a different source or an older version)"
+            )
+        try:
+            for g, s in zip(self.generators, state if self.per_instance else [state]):
+                g.set_state(s.clone())  # a fresh tensor: set_state misreads a row view (torch crashes on one)
+        except RuntimeError as e:
+            raise ValueError(f"the data-stream state does not fit this source's generators on {self.device}: {e}") from None
 
     def spec(self) -> dict[str, Any]:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def _rand(self, *shape: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-        return torch.rand(*shape, generator=self.generator, device=self.device, dtype=dtype)
+    def _adopt_streams(self, parent: "Source", idx: list[int]) -> None:
+        """Make this source (built for ``len(idx)`` instances) draw from ``parent``'s streams
+        of instances ``idx`` (the same generator objects)."""
+        if parent.per_instance:
+            self.per_instance = True
+            self.generators = [parent.generators[i] for i in idx]
+        else:
+            self.per_instance = False
+            self.generators = parent.generators
+
+    def _draw(self, inst: list[int], *shape: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """Uniform [0, 1) draws (len(inst), *shape): row j from stream ``inst[j]`` (a shared
+        source has the one stream 0), so a row never depends on the other rows."""
+        out = torch.empty((len(inst), *shape), dtype=dtype, device=self.device)
+        for j, i in enumerate(inst):
+            out[j].uniform_(0.0, 1.0, generator=self.generators[i])
+        return out
+
+    def _streams(self) -> list[int]:
+        """The stream of every row of a batch: 0..I-1, or [0] for a shared source."""
+        return list(range(self.n_instances)) if self.per_instance else [0] * self.n_instances
 
 
 @dataclass(frozen=True)
@@ -107,10 +196,12 @@ class SparseFeatures(Source):
     instance (Sharkey, Braun & Millidge 2022) — so samples are x = Σ_i c_i d_i in R^D and the
     ground truth is :attr:`directions` (I, N, D).
 
-    Cost: when every probability is at most ``sparse_threshold`` the independent features are
-    sampled by geometric skipping — gaps between active entries are Geometric(p), thinned to
-    per-feature probabilities — so work grows with the number of active features, not N.
-    With an embedding, the dense (I, B, N) tensor is never formed.
+    Cost: an instance whose probabilities are all at most ``sparse_threshold`` samples its
+    independent features by geometric skipping — gaps between active entries are
+    Geometric(p), thinned to per-feature probabilities — so its work grows with the number of
+    active features, not N; the others draw a dense uniform per entry. Each instance picks
+    its path from its own probabilities, so the choice never depends on the other instances.
+    With an embedding and only sparse instances, the dense (I, B, N) tensor is never formed.
     """
 
     def __init__(
@@ -129,9 +220,8 @@ class SparseFeatures(Source):
         seed: int = 0,
         device: str | torch.device = "cpu",
     ) -> None:
-        super().__init__(seed, device)
         self.n_features = check_int("n_features", n_features, 1)
-        self.n_instances = check_int("n_instances", n_instances, 1)
+        super().__init__(seed, device, n_instances)
         self.magnitude = check_choice("magnitude", magnitude, MAGNITUDES)
         self.correlated_groups = check_int("correlated_groups", correlated_groups, 0)
         self.anticorrelated_groups = check_int("anticorrelated_groups", anticorrelated_groups, 0)
@@ -155,15 +245,32 @@ class SparseFeatures(Source):
                     "feature_probability * group_size must be <= 1 for anticorrelated groups "
                     f"(at most one feature of a group fires); got p = {group_p.max().item():.4g}, group_size = {self.group_size}"
                 )
+        self._p_cpu = p  # (I, 1) or (I, N) float32, for per-instance decisions without a device sync
         self.feature_probability = p.to(self.device)  # (I, 1) or (I, N)
         self.d_embed = None if d_embed is None else check_int("d_embed", d_embed, 1)
-        self.embed_seed = self.seed if embed_seed is None else check_int("embed_seed", embed_seed, 0)
+        self.embed_seed = self.seed if embed_seed is None else check_seed("embed_seed", embed_seed)
         self.directions: torch.Tensor | None = None  # (I, N, D) unit rows
         if self.d_embed is not None:
             g = make_generator(derive_seed(self.embed_seed, "embedding"), self.device)
             d = torch.randn(self.n_instances, self.n_features, self.d_embed, generator=g, device=self.device)
             self.directions = d / d.norm(dim=-1, keepdim=True)
         self.dim = self.d_embed if self.d_embed is not None else self.n_features
+        self._plan()
+
+    def _plan(self) -> None:
+        """Per-instance sampling paths, from each instance's own probabilities."""
+        p = self._p_cpu
+        # compare in the probabilities' own float32, so p = 0.05 counts as 0.05
+        sparse = (p.amax(dim=-1) <= torch.tensor(self.sparse_threshold, dtype=torch.float32)).tolist()
+        self._sparse_inst = [i for i, s in enumerate(sparse) if s]
+        self._dense_inst = [i for i, s in enumerate(sparse) if not s]
+        n_ind = self.n_features - self.n_corr - self.n_anti
+        p_ind = p if p.shape[-1] == 1 else p[:, self.n_features - n_ind :]
+        # One uniform serves both firing and magnitude: given u < p, u / p is Uniform[0, 1).
+        # (Below p = 0.01 the quotient would keep too few bits of u.)
+        self._one_draw = [
+            self.magnitude == "uniform" and n_ind > 0 and float(p_ind[i].min()) >= 1e-2 for i in range(self.n_instances)
+        ]
 
     # ------------------------------------------------------------------ helpers
     def spec(self) -> dict[str, Any]:
@@ -182,23 +289,27 @@ class SparseFeatures(Source):
             "seed": self.seed,
         }
 
-    def subset(self, index: torch.Tensor | list[int] | slice, seed: int | None = None) -> "SparseFeatures":
-        """The same source restricted to some instances (for chunked sweeps)."""
-        idx = torch.arange(self.n_instances)[index]
+    def subset(self, index: torch.Tensor | list[int] | slice | int) -> "SparseFeatures":
+        """The same source restricted to some instances (for chunked sweeps): instance j of
+        the subset draws from this source's stream of instance ``index[j]`` (shared)."""
+        idx = _instance_index(index, self.n_instances)
         new = SparseFeatures(
             self.n_features,
-            self.feature_probability.cpu()[idx],
+            self._p_cpu[idx],
             len(idx),
             magnitude=self.magnitude,
             correlated_groups=self.correlated_groups,
             anticorrelated_groups=self.anticorrelated_groups,
             group_size=self.group_size,
             sparse_threshold=self.sparse_threshold,
-            seed=self.seed if seed is None else seed,
+            seed=self.seed,
             device=self.device,
         )
+        new._adopt_streams(self, idx)
+        new.embed_seed = self.embed_seed
         if self.directions is not None:
-            new.d_embed, new.dim, new.directions = self.d_embed, self.d_embed, self.directions[idx.to(self.device)]
+            new.d_embed, new.dim = self.d_embed, self.d_embed
+            new.directions = self.directions[torch.tensor(idx, device=self.device)]
         return new
 
     @property
@@ -206,114 +317,194 @@ class SparseFeatures(Source):
         """Expected number of active features per sample, per instance (I,)."""
         return self.feature_probability.expand(self.n_instances, self.n_features).sum(-1)
 
-    def _magnitudes(self, *shape: int) -> torch.Tensor:
+    def _magnitudes(self, inst: list[int], *shape: int) -> torch.Tensor:
+        """Magnitudes (len(inst), *shape), row j from stream inst[j]."""
         if self.magnitude == "constant":
-            return torch.ones(shape, device=self.device)
-        u = self._rand(*shape)
+            return torch.ones((len(inst), *shape), device=self.device)
+        u = self._draw(inst, *shape)
         return 2 * u - 1 if self.magnitude == "signed" else u
+
+    def _rows(self, t: torch.Tensor, inst: list[int]) -> torch.Tensor:
+        """Rows ``inst`` of a per-instance tensor (no copy when inst is every instance)."""
+        if len(inst) == self.n_instances and inst == list(range(self.n_instances)):
+            return t
+        return t[torch.tensor(inst, device=t.device)]
+
+    def _stream_of(self, inst: list[int]) -> list[int]:
+        return inst if self.per_instance else [0] * len(inst)
 
     # ------------------------------------------------------------------ sampling
     def sample(self, batch_size: int) -> torch.Tensor:
         """A batch (I, B, D): D = N, or ``d_embed`` with an embedding."""
         batch_size = check_int("batch_size", batch_size, 1)
-        if self._use_sparse():
+        sp, de = self._sparse_inst, self._dense_inst
+        if not de:
             coo = self.sample_coo(batch_size)
             return coo.embed(self.directions) if self.directions is not None else coo.to_dense()
-        x = self._sample_dense(batch_size)
+        if not sp:
+            x = self._sample_dense(batch_size, de)
+        else:
+            x = torch.zeros(self.n_instances, batch_size, self.n_features, device=self.device)
+            x.index_copy_(0, torch.tensor(de, device=self.device), self._sample_dense(batch_size, de))
+            i, r, f, v = self._coo_parts(batch_size, sp)
+            x.index_put_((i, r, f), v)
         return x if self.directions is None else torch.bmm(x, self.directions)
 
-    def _use_sparse(self) -> bool:
-        # compare in the probabilities' own float32, so p = 0.05 counts as 0.05
-        return bool(self.feature_probability.max() <= torch.tensor(self.sparse_threshold, dtype=torch.float32))
-
     def sample_coo(self, batch_size: int) -> SparseBatch:
-        """The feature coefficients (I, B, N) as a :class:`SparseBatch`; cost ∝ active features."""
+        """The feature coefficients (I, B, N) as a :class:`SparseBatch`, every instance by
+        geometric skipping (cost ∝ active features, whatever the probabilities)."""
         batch_size = check_int("batch_size", batch_size, 1)
+        shape = (self.n_instances, batch_size, self.n_features)
+        return SparseBatch(*self._coo_parts(batch_size, list(range(self.n_instances))), shape)
+
+    def _coo_parts(self, batch_size: int, inst: list[int]):
+        """(instance, row, feature, value) of instances ``inst`` (global numbers), sparse path."""
         parts = []
         if self.n_corr + self.n_anti:
-            g = self._sample_groups(batch_size)
-            i, r, f = g.nonzero(as_tuple=True)
-            parts.append((i, r, f, g[i, r, f]))
+            g = self._sample_groups(batch_size, inst)
+            a, r, f = g.nonzero(as_tuple=True)
+            parts.append((a, r, f, g[a, r, f]))
         n_ind = self.n_features - self.n_corr - self.n_anti
         if n_ind:
-            parts.append(self._sample_independent_sparse(batch_size, n_ind, self.n_corr + self.n_anti))
-        i, r, f, v = (torch.cat(t) for t in zip(*parts))
-        return SparseBatch(i, r, f, v, (self.n_instances, batch_size, self.n_features))
+            parts.append(self._sample_independent_sparse(batch_size, n_ind, self.n_corr + self.n_anti, inst))
+        a, r, f, v = (torch.cat(t) for t in zip(*parts))
+        if len(inst) != self.n_instances or inst != list(range(self.n_instances)):
+            a = torch.tensor(inst, device=self.device, dtype=torch.long)[a]
+        return a, r, f, v
 
-    def _sample_dense(self, batch_size: int) -> torch.Tensor:
+    def _sample_dense(self, batch_size: int, inst: list[int]) -> torch.Tensor:
+        """Dense coefficients (len(inst), B, N) of instances ``inst``."""
         n_ind = self.n_features - self.n_corr - self.n_anti
+        streams = self._stream_of(inst)
         blocks = []
         if self.n_corr + self.n_anti:
-            blocks.append(self._sample_groups(batch_size))
+            blocks.append(self._sample_groups(batch_size, inst))
         if n_ind:
-            p = self._independent_p(n_ind)  # (I, 1) or (I, n_ind)
-            u = self._rand(self.n_instances, batch_size, n_ind)
-            p3 = p[:, None, :]
+            p3 = self._rows(self._independent_p(n_ind), inst)[:, None, :]  # (A, 1, 1 or n_ind)
+            u = self._draw(streams, batch_size, n_ind)
             # keep(v) = v where u < p, else 0: threshold_backward(v, p − u, 0) is one fused
             # kernel (a bool mask and `where` cost ~20x more on CPU).
-            if self.magnitude == "uniform" and float(p.min()) >= 1e-2:
-                # One uniform draw serves both: given u < p, u / p is Uniform[0, 1).
-                blocks.append(torch.ops.aten.threshold_backward(u / p3, p3 - u, 0.0))
+            one = [self._one_draw[i] for i in inst]
+            if all(one):
+                vals = u / p3
             else:
-                mags = self._magnitudes(self.n_instances, batch_size, n_ind)
-                blocks.append(torch.ops.aten.threshold_backward(mags, p3 - u, 0.0))
+                two = [j for j, o in enumerate(one) if not o]
+                mags = self._magnitudes([streams[j] for j in two], batch_size, n_ind)
+                if len(two) == len(inst):
+                    vals = mags
+                else:
+                    vals = u / p3
+                    vals[torch.tensor(two, device=self.device)] = mags
+            blocks.append(torch.ops.aten.threshold_backward(vals, p3 - u, 0.0))
         return blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=-1)
 
     def _independent_p(self, n_ind: int) -> torch.Tensor:
         p = self.feature_probability
         return p if p.shape[-1] == 1 else p[:, self.n_features - n_ind :]
 
-    def _sample_groups(self, batch_size: int) -> torch.Tensor:
-        """Dense (I, B, n_corr + n_anti) block for the grouped features."""
-        n_i, s = self.n_instances, self.group_size
-        p = self.feature_probability.expand(n_i, self.n_features)
+    def _sample_groups(self, batch_size: int, inst: list[int]) -> torch.Tensor:
+        """Dense (len(inst), B, n_corr + n_anti) block for the grouped features."""
+        n_i, s = len(inst), self.group_size
+        streams = self._stream_of(inst)
+        p = self._rows(self.feature_probability.expand(self.n_instances, self.n_features), inst)
         out = []
         if self.correlated_groups:
-            gp = p[:, 0 : self.n_corr : s]  # (I, G): each group's first feature
-            gate = self._rand(n_i, batch_size, self.correlated_groups) < gp[:, None, :]
-            mags = self._magnitudes(n_i, batch_size, self.correlated_groups, s)
+            gp = p[:, 0 : self.n_corr : s]  # (A, G): each group's first feature
+            gate = self._draw(streams, batch_size, self.correlated_groups) < gp[:, None, :]
+            mags = self._magnitudes(streams, batch_size, self.correlated_groups, s)
             out.append((mags * gate[..., None]).reshape(n_i, batch_size, self.n_corr))
         if self.anticorrelated_groups:
             g = self.anticorrelated_groups
-            gp = p[:, self.n_corr : self.n_corr + self.n_anti : s]  # (I, G)
-            u = self._rand(n_i, batch_size, g)
+            gp = p[:, self.n_corr : self.n_corr + self.n_anti : s]  # (A, G)
+            u = self._draw(streams, batch_size, g)
             active = u < gp[:, None, :] * s
-            which = (self._rand(n_i, batch_size, g) * s).long().clamp_(max=s - 1)
+            which = (self._draw(streams, batch_size, g) * s).long().clamp_(max=s - 1)
             onehot = torch.nn.functional.one_hot(which, s).to(torch.float32) * active[..., None]
-            mags = self._magnitudes(n_i, batch_size, g, 1)
+            mags = self._magnitudes(streams, batch_size, g, 1)
             out.append((onehot * mags).reshape(n_i, batch_size, self.n_anti))
         return torch.cat(out, dim=-1)
 
-    def _sample_independent_sparse(self, batch_size: int, n_ind: int, offset: int):
+    def _sample_independent_sparse(self, batch_size: int, n_ind: int, offset: int, inst: list[int]):
         """Geometric skipping over the flattened (B, n_ind) positions of each instance.
 
         With q the largest probability of the instance, the gap before the next candidate is
         Geometric(q): floor(log U / log(1 - q)). A candidate at feature f is kept with
         probability p_f / q (thinning), so each entry is active with probability exactly p_f.
+
+        Each instance draws its own uniforms (as many as its own q needs, in rounds until it
+        passes the end) into its own row of a buffer padded with log 0 = −inf, and the
+        logarithm runs row prefix by row prefix (``_foreach_log_``: a value never depends on
+        the other rows or the padding, as a vectorised log over the whole buffer would through
+        its SIMD/scalar split); the rest — division, floor, cumulative sum — is exact
+        arithmetic done for all instances at once.
         """
-        p = self._independent_p(n_ind)  # (I, 1) or (I, n_ind)
-        q = p.max(dim=-1).values.double()  # (I,)
+        streams = self._stream_of(inst)
+        n_a = len(inst)
+        dev = self.device
+        p = self._rows(self._independent_p(n_ind), inst)  # (A, 1) or (A, n_ind)
+        p_cpu = self._rows(self._p_cpu if self._p_cpu.shape[-1] == 1 else self._p_cpu[:, self.n_features - n_ind :], inst)
+        q_cpu = p_cpu.amax(dim=-1).double()  # (A,)
+        q = q_cpu.to(dev)
         length = batch_size * n_ind
-        log1mq = torch.log1p(-q.clamp(max=1 - 1e-12)).clamp(max=-1e-300)  # (I,) < 0
-        mu = float(q.max()) * length
-        n_draw = int(mu + 6 * math.sqrt(mu) + 16)
-        pos_chunks, last = [], torch.full((self.n_instances, 1), -1, dtype=torch.long, device=self.device)
-        while True:
-            u = 1.0 - self._rand(self.n_instances, n_draw, dtype=torch.float64)  # (0, 1]
-            gaps = torch.floor(torch.log(u) / log1mq[:, None]).clamp_(max=length).long()
-            pos = last + torch.cumsum(gaps + 1, dim=1)
-            pos_chunks.append(pos)
-            last = pos[:, -1:]
-            if bool((last >= length).all()):
-                break
-        pos = torch.cat(pos_chunks, dim=1) if len(pos_chunks) > 1 else pos_chunks[0]
-        inst, k = (pos < length).nonzero(as_tuple=True)
-        flat = pos[inst, k]
+        log1mq = torch.log1p(-q.clamp(max=1 - 1e-12)).clamp(max=-1e-300)  # (A,) < 0
+        n_draw = [self._draws_per_round(mu) for mu in (q_cpu * length).tolist()]
+        last = torch.full((n_a, 1), -1, dtype=torch.long, device=dev)
+        active = list(range(n_a))
+        found = []  # (row in A, flat position) per round
+        while active:
+            sizes = [n_draw[a] for a in active]
+            # rows padded with log 0 = −inf: a gap past the end
+            width = max(sizes)
+            logu = torch.full((len(active), width), -math.inf, dtype=torch.float64, device=dev)
+            segs = logu.view(-1).split([v for n in sizes for v in (n, width - n)])[::2]  # row prefixes
+            for seg, a in zip(segs, active):
+                seg.uniform_(0.0, 1.0, generator=self.generators[streams[a]])
+            torch._foreach_neg_(segs)
+            torch._foreach_add_(segs, 1.0)  # 1 − U in (0, 1], exact in float64
+            torch._foreach_log_(segs)
+            rows = None if len(active) == n_a else torch.tensor(active, device=dev)
+            lq = log1mq if rows is None else log1mq[rows]
+            gaps = torch.floor(logu / lq[:, None]).clamp_(max=length).long()
+            pos = (last if rows is None else last[rows]) + torch.cumsum(gaps + 1, dim=1)
+            j, k = (pos < length).nonzero(as_tuple=True)
+            found.append((j if rows is None else rows[j], pos[j, k]))
+            ends = pos.gather(1, torch.tensor(sizes, device=dev)[:, None] - 1)  # (active, 1) last real draw
+            if rows is None:
+                last = ends
+            else:
+                last[rows] = ends
+            active = [a for a, e in zip(active, (ends[:, 0] >= length).tolist()) if not e]
+        a_idx, flat = (torch.cat(t) for t in zip(*found)) if len(found) > 1 else found[0]
+        if len(found) > 1:  # entries instance-major, positions ascending, as one round gives
+            order = torch.argsort(a_idx * length + flat, stable=True)
+            a_idx, flat = a_idx[order], flat[order]
         row, feat = flat // n_ind, flat % n_ind
-        if p.shape[-1] > 1:  # thinning to per-feature probabilities
-            keep = self._rand(inst.numel(), dtype=torch.float64) * q[inst] < p[inst, feat].double()
-            inst, row, feat = inst[keep], row[keep], feat[keep]
-        return inst, row, feat + offset, self._magnitudes(inst.numel())
+        if p.shape[-1] > 1:  # thinning to per-feature probabilities, one draw per candidate
+            counts = torch.bincount(a_idx, minlength=n_a).tolist()
+            u = self._draw_ragged(streams, counts, torch.float64)
+            keep = u * q[a_idx] < p[a_idx, feat].double()
+            a_idx, row, feat = a_idx[keep], row[keep], feat[keep]
+        if self.magnitude == "constant":
+            vals = torch.ones(a_idx.numel(), device=dev)
+        else:
+            vals = self._draw_ragged(streams, torch.bincount(a_idx, minlength=n_a).tolist(), torch.float32)
+            if self.magnitude == "signed":
+                vals = 2 * vals - 1
+        return a_idx, row, feat + offset, vals
+
+    @staticmethod
+    def _draws_per_round(mu: float) -> int:
+        """Uniforms an instance draws per round of geometric skipping when it expects ``mu``
+        candidates: enough that a second round is rare (mean + 6 standard deviations)."""
+        return int(mu + 6 * math.sqrt(mu) + 16)
+
+    def _draw_ragged(self, streams: list[int], counts: list[int], dtype: torch.dtype) -> torch.Tensor:
+        """counts[j] uniforms from stream streams[j], concatenated in order."""
+        out = torch.empty(sum(counts), dtype=dtype, device=self.device)
+        for seg, s in zip(out.split(counts), streams):
+            if seg.numel():
+                seg.uniform_(0.0, 1.0, generator=self.generators[s])
+        return out
 
 
 class GaussianMixture(Source):
@@ -321,6 +512,7 @@ class GaussianMixture(Source):
 
     ``means`` (K, D) default to N(0, mean_scale²) draws from ``seed``; ``scales`` is a scalar,
     (K,) or (K, D); ``weights`` (K,) are normalised. A featureless control for SAEs (seed 001).
+    Every instance draws its components and noise from its own stream.
     """
 
     def __init__(
@@ -336,10 +528,9 @@ class GaussianMixture(Source):
         seed: int = 0,
         device: str | torch.device = "cpu",
     ) -> None:
-        super().__init__(seed, device)
+        super().__init__(seed, device, n_instances)
         self.n_components = check_int("n_components", n_components, 1)
         self.dim = check_int("dim", dim, 1)
-        self.n_instances = check_int("n_instances", n_instances, 1)
         self.mean_scale = check_positive("mean_scale", mean_scale)
         k, d = self.n_components, self.dim
         if means is None:
@@ -382,14 +573,26 @@ class GaussianMixture(Source):
             "seed": self.seed,
         }
 
+    def subset(self, index: Any) -> "GaussianMixture":
+        """The chosen instances, drawing from this source's streams of them."""
+        idx = _instance_index(index, self.n_instances)
+        new = GaussianMixture(self.n_components, self.dim, len(idx), means=self.means, scales=self.scales,
+                              weights=self.weights, seed=self.seed, device=self.device)
+        new.mean_scale = self.mean_scale
+        new._adopt_streams(self, idx)
+        return new
+
     def sample_with_labels(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
         """A batch (I, B, D) and its component labels (I, B)."""
         batch_size = check_int("batch_size", batch_size, 1)
-        n = self.n_instances * batch_size
-        comp = torch.multinomial(self.weights, n, replacement=True, generator=self.generator)
-        eps = torch.randn(n, self.dim, generator=self.generator, device=self.device)
-        x = self.means[comp] + self.scales[comp] * eps
-        return x.view(self.n_instances, batch_size, self.dim), comp.view(self.n_instances, batch_size)
+        comps, eps = [], []
+        for s in self._streams():
+            g = self.generators[s]
+            comps.append(torch.multinomial(self.weights, batch_size, replacement=True, generator=g))
+            eps.append(torch.randn(batch_size, self.dim, generator=g, device=self.device))
+        comp = torch.stack(comps)  # (I, B)
+        x = self.means[comp] + self.scales[comp] * torch.stack(eps)
+        return x, comp
 
     def sample(self, batch_size: int) -> torch.Tensor:
         return self.sample_with_labels(batch_size)[0]
@@ -399,16 +602,22 @@ class UnitCube(Source):
     """Uniform points in [0, 1]^D (D = 2: the unit square) — no sparse features at all."""
 
     def __init__(self, dim: int, n_instances: int = 1, *, seed: int = 0, device: str | torch.device = "cpu") -> None:
-        super().__init__(seed, device)
+        super().__init__(seed, device, n_instances)
         self.dim = check_int("dim", dim, 1)
-        self.n_instances = check_int("n_instances", n_instances, 1)
 
     def spec(self) -> dict[str, Any]:
         return {"kind": "unit-cube", "dim": self.dim, "n_instances": self.n_instances, "seed": self.seed}
 
+    def subset(self, index: Any) -> "UnitCube":
+        """The chosen instances, drawing from this source's streams of them."""
+        idx = _instance_index(index, self.n_instances)
+        new = UnitCube(self.dim, len(idx), seed=self.seed, device=self.device)
+        new._adopt_streams(self, idx)
+        return new
+
     def sample(self, batch_size: int) -> torch.Tensor:
         batch_size = check_int("batch_size", batch_size, 1)
-        return self._rand(self.n_instances, batch_size, self.dim)
+        return self._draw(self._streams(), batch_size, self.dim)
 
 
 class ModelActivations(Source):
@@ -416,7 +625,8 @@ class ModelActivations(Source):
 
     ``model`` is any batched toy model with ``hidden(x)`` and ``n_instances``/``d_hidden``
     (trained, or freshly initialised as the random-weight control of seed 003). Ground-truth
-    directions in hidden space are the model's feature columns (:attr:`directions`).
+    directions in hidden space are the model's feature columns (:attr:`directions`). The
+    streams are the features': shared (one batch x for every model instance) or per instance.
     """
 
     def __init__(self, model: Any, features: SparseFeatures) -> None:
@@ -430,12 +640,42 @@ class ModelActivations(Source):
             raise ValueError(
                 f"features have {features.n_instances} instances; the model has {model.n_instances} (use 1 or the same)"
             )
+        if features.per_instance and features.n_instances != model.n_instances:
+            raise ValueError("per-instance features must have as many instances as the model")
         self.model, self.features = model, features
         self.device = features.device
-        self.generator = features.generator
         self.seed = features.seed
         self.n_instances = model.n_instances
         self.dim = model.d_hidden
+
+    @property
+    def generators(self) -> list[torch.Generator]:  # type: ignore[override]
+        return self.features.generators
+
+    @property
+    def per_instance(self) -> bool:  # type: ignore[override]
+        return self.features.per_instance
+
+    def get_state(self) -> torch.Tensor:
+        return self.features.get_state()
+
+    def set_state(self, state: torch.Tensor) -> None:
+        self.features.set_state(state)
+
+    def subset(self, index: Any) -> "ModelActivations":
+        """The chosen model instances. Per-instance features keep the chosen streams (shared
+        objects); shared features are forked — the subset continues from the current state
+        on its own copy — so every chunk of model instances sees the batches x of an
+        unchunked run."""
+        idx = _instance_index(index, self.n_instances)
+        if self.features.per_instance:
+            feats = self.features.subset(idx)
+        else:
+            feats = self.features.subset([0])
+            g = torch.Generator(device=self.device)
+            g.set_state(self.features.generators[0].get_state())
+            feats.generators = [g]
+        return ModelActivations(self.model.subset(idx), feats)
 
     @property
     def directions(self) -> torch.Tensor:
@@ -448,3 +688,124 @@ class ModelActivations(Source):
     @torch.no_grad()
     def sample(self, batch_size: int) -> torch.Tensor:
         return self.model.hidden(self.features.sample(batch_size))
+
+
+class BoundFeatures:
+    """Sparse features whose second half is a fixed linear map of the first (seed 004's
+    matrix-binding picture; the data the ``bound`` SAE, W_dec = [W_half; W_half R_map], is for).
+
+    H = ``n_base`` base directions u_j (uniform random unit vectors in R^d) and their partners
+    v_j = u_j R (row vectors; R a fixed Haar-random rotation, :func:`toymodels.linalg.random_orthogonal`,
+    or with ``binding="gaussian"`` a Gaussian matrix scaled by 1/sqrt(d)). The 2H features —
+    u_j ("feature j in slot 1") and v_j ("feature j in slot 2") — fire independently, slot 1 with
+    probability p, slot 2 with ``slot2_ratio``·p, magnitudes as in :class:`SparseFeatures`; a
+    sample is x = Σ_j a_j u_j + Σ_j b_j v_j. :attr:`directions` (1, 2H, d) are the ground-truth
+    rows in the layout of the ``bound`` SAE (first half, then partners, same order),
+    :attr:`binding` the map R (d, d). With H <= d any pairing of 2H directions is some linear
+    map, so the binding only constrains when H > d. Sampling goes through
+    :meth:`SparseFeatures.sample_coo`, so it costs in proportion to the active features.
+    """
+
+    n_instances = 1
+
+    def __init__(
+        self,
+        n_base: int,
+        d: int,
+        feature_probability: float,
+        *,
+        slot2_ratio: float = 1.0,
+        binding: str = "rotation",
+        magnitude: str = "uniform",
+        seed: int = 0,
+        device: str | torch.device = "cpu",
+    ) -> None:
+        from .linalg import random_orthogonal
+
+        self.n_base = check_int("n_base", n_base, 1)
+        self.dim = check_int("d", d, 2)
+        p = check_float("feature_probability", feature_probability, 0.0, 1.0)
+        self.slot2_ratio = check_float("slot2_ratio", slot2_ratio, 0.0, math.inf)
+        if p * self.slot2_ratio > 1:
+            raise ValueError(f"slot2_ratio · feature_probability must be <= 1, got {p * self.slot2_ratio}")
+        self.binding_kind = check_choice("binding", binding, ("rotation", "gaussian"))
+        self.seed = check_int("seed", seed, 0)
+        self.device = resolve_device(device)
+        probs = torch.cat([torch.full((n_base,), p), torch.full((n_base,), p * self.slot2_ratio)])[None]
+        self.features = SparseFeatures(2 * n_base, probs, magnitude=magnitude, seed=seed, device=self.device)
+        g = make_generator(derive_seed(seed, "bound-features"), self.device)
+        base = torch.randn(n_base, self.dim, generator=g, device=self.device)
+        base = base / base.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(base.dtype).tiny)
+        if binding == "rotation":
+            A = random_orthogonal(self.dim, generator=g)
+        else:
+            A = torch.randn(self.dim, self.dim, generator=g, device=self.device) / math.sqrt(self.dim)
+        self.binding = A
+        self.directions = torch.cat([base, base @ A])[None]  # (1, 2H, d)
+        self.feature_probability = p
+
+    @property
+    def n_features(self) -> int:
+        return 2 * self.n_base
+
+    @property
+    def expected_l0(self) -> float:
+        """E[L0] = H p (1 + slot2_ratio)."""
+        return self.n_base * self.feature_probability * (1 + self.slot2_ratio)
+
+    def sample(self, batch_size: int) -> torch.Tensor:
+        """A batch (1, B, d)."""
+        return self.features.sample_coo(batch_size).embed(self.directions)
+
+    def get_state(self) -> torch.Tensor:
+        return self.features.get_state()
+
+    def set_state(self, state: torch.Tensor) -> None:
+        self.features.set_state(state)
+
+    def spec(self) -> dict[str, Any]:
+        return {"kind": "bound-features", "n_base": self.n_base, "d": self.dim,
+                "feature_probability": self.feature_probability, "slot2_ratio": self.slot2_ratio,
+                "binding": self.binding_kind, "magnitude": self.features.magnitude, "seed": self.seed}
+
+
+class FiniteSample(Source):
+    """Batches drawn uniformly with replacement from fixed point sets (a finite training set).
+
+    ``points`` (P, N, D) holds P sets of up to N points; set j uses its first ``sizes[j]``
+    points (default: all N). Instance i draws from set ``group[i]``, so a sweep over dictionary
+    sizes trains every size on the same training points. Draws come from the source's own
+    seeded generator (each instance its own indices).
+    """
+
+    def __init__(self, points: torch.Tensor, group: list[int] | tuple[int, ...], *,
+                 sizes: list[int] | tuple[int, ...] | None = None, seed: int = 0,
+                 device: str | torch.device = "cpu") -> None:
+        super().__init__(seed, device)
+        if points.ndim != 3 or points.shape[1] < 1:
+            raise ValueError(
+                f"points must be shaped (sets, points, dim) with at least one point, got {tuple(points.shape)}")
+        n_sets, n_max = int(points.shape[0]), int(points.shape[1])
+        self.points = points.to(self.device, torch.float32)
+        group = [int(g) for g in group]
+        if not group or min(group) < 0 or max(group) >= n_sets:
+            raise ValueError(f"group must be a non-empty list of set indices in [0, {n_sets - 1}], got {group}")
+        sizes = [n_max] * n_sets if sizes is None else [int(v) for v in sizes]
+        if len(sizes) != n_sets or min(sizes) < 1 or max(sizes) > n_max:
+            raise ValueError(f"sizes must give one count in [1, {n_max}] per set ({n_sets}), got {sizes}")
+        self.sizes = torch.tensor(sizes, dtype=torch.float64, device=self.device)
+        self.group = torch.tensor(group, dtype=torch.long, device=self.device)
+        self.n_instances = len(group)
+        self.dim = int(points.shape[-1])
+
+    def spec(self) -> dict[str, Any]:
+        return {"kind": "finite-sample", "n_sets": int(self.points.shape[0]), "sizes": self.sizes.long().tolist(),
+                "dim": self.dim, "group": self.group.tolist(), "seed": self.seed}
+
+    def sample(self, batch_size: int) -> torch.Tensor:
+        """A batch (I, B, D): instance i's points drawn uniformly from its set."""
+        u = torch.rand(self.n_instances, batch_size, generator=self.generator, device=self.device,
+                       dtype=torch.float64)
+        n = self.sizes[self.group][:, None]
+        idx = (u * n).long().clamp_max_(n.long() - 1)
+        return self.points[self.group[:, None], idx]
