@@ -1,22 +1,31 @@
 """One trainer for every batched model (toy models and SAEs) on any source of batches.
 
-A model provides ``loss_and_grad(x) -> (I,)`` (per-instance losses, ``.grad`` filled) and may
-provide ``before_optimizer_step(step)`` / ``after_optimizer_step(step, x)`` hooks (an SAE's
-decoder projection and renormalisation, dead-latent resampling) and
-``attach_optimizer(optimizer)`` (called once per chunk, so a model can reset optimizer state,
-e.g. the Adam moments of resampled SAE latents). The loss is summed over
-instances, so under Adam each instance trains exactly as if alone.
+A model is a :class:`toymodels.protocols.TrainableModel`: ``loss_and_grad(x) -> (I,)``
+(per-instance losses, ``.grad`` filled), ``loss``, ``spec``, ``subset``, ``load_instances``.
+It may implement the optional hooks :class:`~toymodels.protocols.BeforeStep`,
+:class:`~toymodels.protocols.AfterStep` (an SAE's decoder projection and renormalisation,
+dead-latent resampling) and :class:`~toymodels.protocols.AttachesOptimizer` (called once
+per chunk, so a model can reset optimizer state, e.g. the Adam moments of resampled SAE
+latents). The loss is summed over instances, so under Adam each instance trains exactly as
+if alone.
 
 Features: Adam/AdamW (fused kernels), linear warm-up then constant, cosine or linear decay,
 a tqdm bar, loss history, checkpoints every K steps with exact ``resume``, a NaN/inf guard
 that stops with a clear message and keeps the last good checkpoint, best-of-N selection over
-a seed axis, and automatic chunking of instances that do not fit the device.
+a seed axis, a memory estimate before any work, and automatic chunking of instances (and of
+the final evaluation) that do not fit the device.
+
+Guarantees: instance i trains identically whatever the chunking (same data stream, same
+init, same evaluation batches); a resumed run equals an uninterrupted one and refuses any
+change of settings except more steps; a run folder holding another run is never written
+into without ``overwrite=True``; one run at a time per folder (see :mod:`toymodels.runs`).
 """
 from __future__ import annotations
 
 import math
 import resource
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -25,7 +34,31 @@ import torch
 from tqdm.auto import tqdm
 
 from ._validate import check_choice, check_float, check_int, check_nonneg, check_positive
-from .runs import load_checkpoint, save_checkpoint, save_weights, write_json
+from .protocols import (
+    MODEL_MEMBERS,
+    STREAM_SOURCE_MEMBERS,
+    AfterStep,
+    AttachesOptimizer,
+    BeforeStep,
+    MemoryHint,
+    Source,
+    StreamSource,
+    TrainableModel,
+    missing_members,
+)
+from .runs import (
+    RunFolderError,
+    check_rng_device,
+    check_writable_dir,
+    load_checkpoint,
+    lock_run_folder,
+    prepare_new_run,
+    rng_state_to_cpu,
+    save_checkpoint,
+    save_weights,
+    settings_diff,
+    write_json,
+)
 
 OPTIMIZERS = ("adam", "adamw")
 SCHEDULES = ("constant", "cosine", "linear")
@@ -102,10 +135,14 @@ class TrainConfig:
 
 
 class TrainingDiverged(FloatingPointError):
-    """The loss or parameters became NaN/inf; the last good checkpoint is kept."""
+    """The loss or parameters became NaN/inf; the last good checkpoint is kept.
+
+    ``step`` (the step at which it was seen), ``instances`` (indices into the whole model,
+    not the chunk) and ``checkpoint`` (the kept checkpoint, or None). The message is one line.
+    """
 
     def __init__(self, message: str, step: int, instances: list[int], checkpoint: Path | None) -> None:
-        super().__init__(message)
+        super().__init__(" ".join(message.split()))
         self.step, self.instances, self.checkpoint = step, instances, checkpoint
 
 
@@ -120,6 +157,26 @@ class TrainResult:
     device: str
     chunks: int = 1
     metrics: dict[str, Any] = field(default_factory=dict)
+    converged: torch.Tensor | None = None
+    """(I,) bool: False where the final loss is not finite or more than
+    ``NONCONVERGENCE_FACTOR`` times the first logged loss (see :func:`converged_instances`)."""
+
+
+NONCONVERGENCE_FACTOR = 10.0
+"""An instance whose final loss exceeds this multiple of its first logged loss did not converge."""
+
+
+def converged_instances(first_loss: torch.Tensor | None, final_loss: torch.Tensor) -> torch.Tensor:
+    """(I,) bool: the final loss is finite and at most ``NONCONVERGENCE_FACTOR`` times the
+    first logged training loss (a run whose loss grew tenfold — a learning rate far too
+    large — did not converge, even when nothing became NaN)."""
+    ok = torch.isfinite(final_loss)
+    if first_loss is not None:
+        first = first_loss.to(final_loss.dtype)
+        grew = final_loss > NONCONVERGENCE_FACTOR * first.abs()
+        ok &= ~grew | ~torch.isfinite(first)  # a NaN first loss says nothing
+        ok &= torch.isfinite(first) | ok
+    return ok
 
 
 # ---------------------------------------------------------------------- memory
@@ -139,22 +196,74 @@ def available_memory_bytes(device: torch.device) -> int:
     return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES"))
 
 
+def _params_per_instance(model: Any) -> int:
+    n_inst = max(1, int(model.n_instances))
+    return sum(p.numel() for p in model.parameters()) // n_inst
+
+
+def _activation_width(model: Any) -> int:
+    if isinstance(model, MemoryHint):
+        return int(model.activation_width)
+    return int(8 * _params_per_instance(model) ** 0.5)
+
+
 def bytes_per_instance(model: torch.nn.Module, batch_size: int) -> int:
     """A generous estimate of one instance's training footprint: activations and their
     gradients (``activation_width`` floats per sample, twice) plus parameters, gradients and
     the two Adam moments."""
-    n_inst = int(getattr(model, "n_instances", 1))
-    params = sum(p.numel() for p in model.parameters()) // max(1, n_inst)
-    width = int(getattr(model, "activation_width", 8 * params ** 0.5))
-    return 4 * (2 * batch_size * width + 4 * params)
+    return 4 * (2 * batch_size * _activation_width(model) + 4 * _params_per_instance(model))
+
+
+def _memory_budget(device: torch.device) -> int:
+    return int(0.5 * available_memory_bytes(device))
+
+
+def _fmt_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.3g} {unit}"
+        n /= 1024
+    return f"{n:.3g} TiB"  # pragma: no cover
 
 
 def instances_per_chunk(model: torch.nn.Module, config: TrainConfig, device: torch.device) -> int:
-    n_inst = int(getattr(model, "n_instances", 1))
+    """How many instances train at once: as many as fit half the free memory on ``device``,
+    at most ``config.max_instances_per_chunk``. Raises ValueError naming ``batch_size``
+    when not even one instance fits."""
+    n_inst = int(model.n_instances)
+    budget = _memory_budget(device)
+    per = bytes_per_instance(model, config.batch_size)
+    if per > budget:
+        width, params = _activation_width(model), _params_per_instance(model)
+        max_batch = int((budget / 4 - 4 * params) // (2 * width))
+        hint = (
+            f"lower batch_size (--batch-size) to at most about {max_batch}"
+            if max_batch >= 1
+            else "the model's parameters alone do not fit; use a smaller model"
+        )
+        raise ValueError(
+            f"batch_size = {config.batch_size} does not fit in memory: one instance needs about {_fmt_bytes(per)} "
+            f"to train but {_fmt_bytes(budget)} (half the free memory on {device.type}) is available; {hint}"
+        )
+    fit = max(1, min(n_inst, int(budget // per)))
     if config.max_instances_per_chunk is not None:
-        return min(n_inst, config.max_instances_per_chunk)
-    budget = 0.5 * available_memory_bytes(device)
-    return max(1, min(n_inst, int(budget // bytes_per_instance(model, config.batch_size))))
+        fit = min(fit, config.max_instances_per_chunk)
+    return fit
+
+
+def eval_plan(model: torch.nn.Module, config: TrainConfig, device: torch.device) -> tuple[int, int]:
+    """(batch size, instances at once) of the final evaluation. The batch is
+    min(8192, eval_samples) unless one instance cannot hold it (then halved until it fits);
+    it never depends on the chunking, so neither does any instance's final loss."""
+    budget = _memory_budget(device)
+    batch = min(EVAL_BATCH, config.eval_samples)
+    while batch > 1 and bytes_per_instance(model, batch) > budget:
+        batch //= 2
+    per = bytes_per_instance(model, batch)
+    return batch, max(1, min(int(model.n_instances), int(budget // per)))
+
+
+EVAL_BATCH = 8192
 
 
 def _peak_memory(device: torch.device) -> int:
@@ -236,15 +345,57 @@ def make_optimizer(params: list[torch.nn.Parameter], config: TrainConfig) -> tor
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, source: Any, n_samples: int, batch_size: int = 8192) -> torch.Tensor:
-    """Per-instance mean loss (I,) over ``n_samples`` fresh samples."""
-    total, seen = None, 0
-    while seen < n_samples:
-        b = min(batch_size, n_samples - seen)
-        loss = model.loss(source.sample(b)) * b
-        total = loss if total is None else total + loss
-        seen += b
-    return (total / seen).detach()
+def evaluate(
+    model: torch.nn.Module,
+    source: Any,
+    n_samples: int,
+    batch_size: int = EVAL_BATCH,
+    max_instances: int | None = None,
+) -> torch.Tensor:
+    """Per-instance mean loss (I,) over ``n_samples`` fresh samples, drawn in batches of
+    ``batch_size``: L_i = (1/n) Σ_batches b · loss_i(batch).
+
+    With ``max_instances`` < I the instances are evaluated that many at a time: the source
+    is rewound for each group and draws the same batches, so every instance sees exactly
+    the data (and gets exactly the loss) of an evaluation of all instances at once, and the
+    source ends in the same state.
+    """
+    n_inst = int(model.n_instances)
+    groups = [slice(0, n_inst)]
+    if max_instances is not None and max_instances < n_inst:
+        groups = [slice(s, min(s + max_instances, n_inst)) for s in range(0, n_inst, max_instances)]
+    state0 = source.get_state() if len(groups) > 1 else None
+    parts = []
+    for idx in groups:
+        sub = model if len(groups) == 1 else model.subset(idx)
+        if state0 is not None:
+            source.set_state(state0)
+        total, seen = None, 0
+        while seen < n_samples:
+            b = min(batch_size, n_samples - seen)
+            x = source.sample(b)
+            if len(groups) > 1 and x.shape[0] > 1:
+                x = x[idx]
+            loss = sub.loss(x) * b
+            total = loss if total is None else total + loss
+            seen += b
+        parts.append((total / seen).detach())
+    return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+
+@dataclass(frozen=True)
+class _Hooks:
+    """The optional hooks a model implements, looked up once (not on every step)."""
+
+    before: Callable[..., Any] | None
+    after: Callable[..., Any] | None
+
+    @classmethod
+    def of(cls, model: Any) -> "_Hooks":
+        return cls(
+            model.before_optimizer_step if isinstance(model, BeforeStep) else None,
+            model.after_optimizer_step if isinstance(model, AfterStep) else None,
+        )
 
 
 def optimizer_step(
@@ -253,46 +404,85 @@ def optimizer_step(
     x: torch.Tensor,
     step: int,
     params: list[torch.nn.Parameter] | None = None,
+    hooks: _Hooks | None = None,
 ) -> torch.Tensor:
     """One training step exactly as :func:`train` takes it: clear the gradients, fill them
-    with ``model.loss_and_grad(x)``, call ``before_optimizer_step(step)`` if the model has it,
-    step the optimizer, then ``after_optimizer_step(step, x)``. Returns the (I,) losses."""
+    with ``model.loss_and_grad(x)``, call ``before_optimizer_step(step)`` if the model has it
+    (:class:`~toymodels.protocols.BeforeStep`), step the optimizer, then
+    ``after_optimizer_step(step, x)`` (:class:`~toymodels.protocols.AfterStep`).
+    Returns the (I,) losses."""
+    if hooks is None:
+        hooks = _Hooks.of(model)
     for p in model.parameters() if params is None else params:
         p.grad = None
     loss = model.loss_and_grad(x)
-    before = getattr(model, "before_optimizer_step", None)
-    if before is not None:
-        before(step)
+    if hooks.before is not None:
+        hooks.before(step)
     optimizer.step()
-    after = getattr(model, "after_optimizer_step", None)
-    if after is not None:
-        after(step, x)
+    if hooks.after is not None:
+        hooks.after(step, x)
     return loss
 
 
-def _check_finite(loss: torch.Tensor, step: int, lr: float, ckpt: Path | None, good_step: int | None) -> None:
+def _diverged(
+    bad_instances: list[int], step: int, lr: float, ckpt: Path | None, good_step: int | None, offset: int
+) -> TrainingDiverged:
+    inst = [i + offset for i in bad_instances]
+    kept = (
+        f"the last good checkpoint (step {good_step}) is kept at {ckpt}"
+        if ckpt is not None and good_step is not None
+        else "no checkpoint was written before it (give the run a folder and checkpoint_every)"
+    )
+    return TrainingDiverged(
+        f"training diverged: the loss became NaN/inf at step {step} in instance(s) {inst[:10]}"
+        f"{' ...' if len(inst) > 10 else ''}; {kept}. Lower the learning rate (now {lr:.3g}) "
+        "or check the data for NaN.",
+        step,
+        inst,
+        ckpt if good_step is not None else None,
+    )
+
+
+def _check_finite(loss: torch.Tensor, step: int, lr: float, ckpt: Path | None, good_step: int | None, offset: int = 0) -> None:
     bad = ~torch.isfinite(loss)
     if bool(bad.any()):
-        inst = bad.nonzero().flatten().tolist()
-        kept = (
-            f"the last good checkpoint (step {good_step}) is kept at {ckpt}"
-            if ckpt is not None and good_step is not None
-            else "no checkpoint was written before it (give the run a folder and checkpoint_every)"
-        )
-        raise TrainingDiverged(
-            f"training diverged: the loss became NaN/inf at step {step} in instance(s) {inst[:10]}"
-            f"{' ...' if len(inst) > 10 else ''}; {kept}. Lower the learning rate (now {lr:.3g}) "
-            "or check the data for NaN.",
-            step,
-            inst,
-            ckpt if good_step is not None else None,
-        )
+        raise _diverged(bad.nonzero().flatten().tolist(), step, lr, ckpt, good_step, offset)
+
+
+def _nonfinite_param_instances(params: list[torch.nn.Parameter], n_inst: int) -> list[int]:
+    """Instances with a NaN/inf parameter entry ([0..I) when a parameter has no instance axis)."""
+    bad = torch.zeros(n_inst, dtype=torch.bool)
+    for p in params:
+        fin = torch.isfinite(p.detach())
+        if p.ndim >= 1 and p.shape[0] == n_inst:
+            bad |= ~fin.reshape(n_inst, -1).all(dim=1).cpu()
+        elif not bool(fin.all()):
+            bad[:] = True
+    return bad.nonzero().flatten().tolist()
 
 
 def prefetch_steps(source: Any, config: TrainConfig) -> int:
-    """How many steps of data one sampling call draws (blocks start at multiples of this)."""
+    """How many steps of data one sampling call draws (blocks start at multiples of this).
+    The trainer computes it from the whole source, never from a chunk's subset, so the
+    batches (and the data stream) of an instance do not depend on the chunking."""
     per_step = source.n_instances * config.batch_size * source.dim
     return max(1, min(config.steps, config.prefetch_elements // max(1, per_step)))
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    index: int
+    start: int
+    stop: int
+    per_chunk: int
+    n_chunks: int
+
+    def record(self) -> dict[str, int]:
+        return {"index": self.index, "start": self.start, "stop": self.stop, "per_chunk": self.per_chunk, "n_chunks": self.n_chunks}
+
+
+def _checkpoint_name(chunk: _Chunk) -> str:
+    return "checkpoint.pt" if chunk.n_chunks == 1 else f"checkpoint-{chunk.index}.pt"
 
 
 def _train_chunk(
@@ -300,30 +490,29 @@ def _train_chunk(
     source: Any,
     config: TrainConfig,
     ckpt: Path | None,
-    resume: bool,
+    state: dict[str, Any] | None,
+    k: int,
     bar: Any,
+    record: dict[str, Any],
+    chunk: _Chunk,
 ) -> tuple[list[dict[str, Any]], float]:
     params = [p for p in model.parameters() if p.requires_grad]
     opt = make_optimizer(params, config)
-    attach = getattr(model, "attach_optimizer", None)
-    if attach is not None:  # e.g. an SAE resetting the Adam moments of resampled latents
-        attach(opt)
+    if isinstance(model, AttachesOptimizer):  # e.g. an SAE resetting the Adam moments of resampled latents
+        model.attach_optimizer(opt)
+    hooks = _Hooks.of(model)
+    dev = _device_of(model)
     step0, history, good_step = 0, [], None
-    if resume and ckpt is not None and ckpt.exists():
-        state = load_checkpoint(ckpt, _device_of(model))
+    if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
-        source.set_state(state["rng"])
+        source.set_state(rng_state_to_cpu(state["rng"]))
         step0, history, good_step = int(state["step"]), list(state["history"]), int(state["step"])
-        if hasattr(model, "load_extra_state"):
-            model.load_extra_state(state.get("extra", {}))
         bar.update(step0)
     # Data for steps [j·k, (j+1)·k) is drawn in one call at the block's start; a checkpoint
     # stores the RNG state from before the block holding its next step, so resume redraws
     # that block and skips into it, exactly as an uninterrupted run.
-    k = prefetch_steps(source, config)
     block, block_idx, block_state = None, -1, source.get_state()
-    dev = _device_of(model)
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
     t0 = time.perf_counter()
@@ -341,41 +530,80 @@ def _train_chunk(
             block = source.sample(config.batch_size * n_steps)
         off = (step - block_idx * k) * config.batch_size
         x = block[:, off : off + config.batch_size] if k > 1 else block
-        loss = optimizer_step(model, opt, x, step, params)
+        loss = optimizer_step(model, opt, x, step, params, hooks)
         done = step + 1
         if done % config.log_every == 0 or done == config.steps:
             loss_cpu = loss.detach().float().cpu()
-            _check_finite(loss_cpu, done, lr, ckpt, good_step)
+            _check_finite(loss_cpu, done, lr, ckpt, good_step, chunk.start)
             history.append({"step": done, "lr": lr, "loss": loss_cpu.tolist()})
             bar.update(done - bar.n if bar.n < done else 0)
             bar.set_postfix(loss=f"{loss_cpu.mean().item():.4g}", refresh=False)
         if ckpt is not None and config.checkpoint_every and (done % config.checkpoint_every == 0 or done == config.steps):
-            finite = all(bool(torch.isfinite(p).all()) for p in params)
-            if not finite:
-                _check_finite(torch.tensor([float("nan")]), done, lr, ckpt, good_step)
-            state = {
+            bad = _nonfinite_param_instances(params, int(model.n_instances))
+            if bad:
+                raise _diverged(bad, done, lr, ckpt, good_step, chunk.start)
+            save_checkpoint(ckpt, {
                 "step": done,
                 "model": model.state_dict(),
                 "optimizer": opt.state_dict(),
                 "rng": source.get_state() if done % k == 0 or done == config.steps else block_state,
                 "history": history,
-            }
-            if hasattr(model, "extra_state"):
-                state["extra"] = model.extra_state()
-            save_checkpoint(ckpt, state)
+                "run": record,
+                "chunk": chunk.record(),
+                "device": dev.type,
+            })
             good_step = done
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
     return history, time.perf_counter() - t0
 
 
-def _merge_histories(histories: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
-    if len(histories) == 1:
-        return histories[0]
-    merged = []
-    for rows in zip(*histories):
-        merged.append({"step": rows[0]["step"], "lr": rows[0]["lr"], "loss": sum((r["loss"] for r in rows), [])})
-    return merged
+def _resume_states(
+    out: Path, record: dict[str, Any], config: TrainConfig, n_inst: int, device: torch.device
+) -> tuple[int, dict[int, dict[str, Any]]]:
+    """Check the checkpoints of ``out`` against the new run's settings and return (the
+    chunking they were written with, {chunk index: checkpoint}). Raises RunFolderError,
+    one line, for a missing or damaged checkpoint, changed settings, fewer steps than the
+    checkpoint's, another device type, or checkpoints from two chunkings."""
+    single = out / "checkpoint.pt"
+    chunked = sorted(out.glob("checkpoint-*.pt"))
+    if not single.exists() and not chunked:
+        raise RunFolderError(f"{out}: nothing to resume, there is no checkpoint.pt (start the run without resume)")
+    if single.exists() and chunked:
+        raise RunFolderError(f"{out}: holds both checkpoint.pt and {chunked[0].name} (files of two runs); start again with overwrite=True")
+    states: dict[int, dict[str, Any]] = {}
+    per_chunk = None
+    for path in [single] if single.exists() else chunked:
+        state = load_checkpoint(path, "cpu")
+        if "run" not in state or "chunk" not in state:
+            raise RunFolderError(f"{path}: written by an older toymodels without its run settings; it cannot be resumed safely (start again with overwrite=True)")
+        diff = settings_diff(state["run"], record)
+        if diff:
+            raise RunFolderError(
+                f"{path}: cannot resume with changed settings: {'; '.join(diff)} (only steps may grow; "
+                "start a new run in another folder or with overwrite=True)"
+            )
+        if int(state["step"]) > config.steps:
+            raise RunFolderError(f"{path}: the checkpoint is at step {int(state['step'])} but steps = {config.steps}; resume needs steps >= {int(state['step'])}")
+        check_rng_device(state.get("device"), device, path)
+        ch = state["chunk"]
+        if per_chunk is None:
+            per_chunk = int(ch["per_chunk"])
+        expected = "checkpoint.pt" if -(-n_inst // per_chunk) == 1 else f"checkpoint-{int(ch['index'])}.pt"
+        if int(ch["per_chunk"]) != per_chunk or path.name != expected:
+            raise RunFolderError(f"{path}: its chunking does not match the folder's other checkpoints; start again with overwrite=True")
+        states[int(ch["index"])] = state
+    assert per_chunk is not None
+    return per_chunk, states
+
+
+def _check_inputs(model: Any, source: Any, config: Any) -> None:
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+    if not isinstance(model, TrainableModel):
+        raise TypeError(f"model lacks {missing_members(model, *MODEL_MEMBERS)} (see toymodels.protocols.TrainableModel)")
+    if not isinstance(source, StreamSource):
+        raise TypeError(f"source lacks {missing_members(source, *STREAM_SOURCE_MEMBERS)} (see toymodels.protocols.Source)")
 
 
 def train(
@@ -385,63 +613,122 @@ def train(
     out: str | Path | None = None,
     *,
     resume: bool = False,
+    overwrite: bool = False,
     metrics: Callable[[torch.nn.Module], dict[str, Any]] | None = None,
     desc: str = "train",
 ) -> TrainResult:
     """Train every instance of ``model`` on batches from ``source``; returns a :class:`TrainResult`.
 
-    With ``out`` the run folder gets ``config.json`` at the start, checkpoints while it
-    trains, and ``model.safetensors``, ``history.json`` and ``metrics.json`` at the end
-    (``metrics(model)`` adds keys to the latter). ``resume=True`` continues from the folder's
-    checkpoint and gives the same result as an uninterrupted run.
+    With ``out`` the run folder gets ``config.json`` once the checks pass, checkpoints while
+    it trains, and ``model.safetensors``, ``history.json`` and ``metrics.json`` at the end
+    (``metrics(model)`` adds keys to the latter). A folder that already holds a run is
+    refused unless ``overwrite=True`` (which first removes the old run's files) or
+    ``resume=True``, which continues from the folder's checkpoint(s) with the same settings
+    (only ``steps`` may grow) and gives the same result as an uninterrupted run. The folder
+    is locked while the run writes to it. Run-folder problems raise
+    :class:`toymodels.runs.RunFolderError`; a batch that does not fit in memory raises
+    ValueError naming ``batch_size`` before any work.
     """
+    _check_inputs(model, source, config)
     dev = _device_of(model)
     if source.device.type != dev.type:
         raise ValueError(f"the data source is on {source.device} but the model is on {dev}; use one device")
-    if source.n_instances not in (1, model.n_instances):
+    n_inst = int(model.n_instances)
+    if source.n_instances not in (1, n_inst):
         raise ValueError(
-            f"the data source has {source.n_instances} instances but the model has {model.n_instances}; use 1 (shared) or the same"
+            f"the data source has {source.n_instances} instances but the model has {n_inst}; use 1 (shared) or the same"
         )
-    out = Path(out) if out is not None else None
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        write_json(out / "config.json", {"model": model.spec(), "data": source.spec(), "train": asdict(config)})
+    if resume and overwrite:
+        raise ValueError("resume and overwrite exclude each other: resume continues the run in the folder, overwrite replaces it")
+    if resume and out is None:
+        raise ValueError("resume=True needs the run folder (out) to resume from")
+    per_chunk = instances_per_chunk(model, config, dev)  # ValueError naming batch_size when nothing fits
+    eval_batch, eval_instances = eval_plan(model, config, dev)
+    record = {"model": model.spec(), "data": source.spec(), "train": asdict(config)}
+    out = check_writable_dir(out) if out is not None else None
+    states: dict[int, dict[str, Any]] = {}
+    with lock_run_folder(out) if out is not None else nullcontext():
+        if out is not None:
+            if resume:
+                per_chunk, states = _resume_states(out, record, config, n_inst, dev)
+            else:
+                prepare_new_run(out, overwrite)
+            write_json(out / "config.json", record)
+        result = _train_chunks(model, source, config, out, record, per_chunk, states, (eval_batch, eval_instances), desc)
+        if metrics is not None:
+            result.metrics.update(metrics(model))
+        if out is not None:
+            save_weights(out / "model.safetensors", model)
+            write_json(out / "history.json", result.history)
+            write_json(out / "metrics.json", result.metrics)
+    return result
+
+
+def _train_chunks(
+    model: Any,
+    source: Any,
+    config: TrainConfig,
+    out: Path | None,
+    record: dict[str, Any],
+    per_chunk: int,
+    states: dict[int, dict[str, Any]],
+    eval_sizes: tuple[int, int],
+    desc: str,
+) -> TrainResult:
+    dev = _device_of(model)
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
-
-    n_inst = model.n_instances
-    per_chunk = instances_per_chunk(model, config, dev)
+    n_inst = int(model.n_instances)
     starts = list(range(0, n_inst, per_chunk))
-    histories, seconds = [], 0.0
+    chunked = len(starts) > 1
+    shared = source.n_instances == 1
+    if chunked and not shared and not isinstance(source, Source):
+        raise TypeError(
+            f"training {n_inst} instances in chunks of {per_chunk} needs source.subset (see toymodels.protocols.Source); "
+            f"{type(source).__name__} has none"
+        )
+    k = prefetch_steps(source, config)  # from the whole source: the same blocks in every chunking
+    histories, losses, seconds = [], [], 0.0
     # A shared source (1 instance) is rewound for every chunk, so each chunk sees the batches
-    # an unchunked run would (chunking must not change any instance's result).
-    rng0 = source.get_state() if len(starts) > 1 and source.n_instances == 1 else None
+    # an unchunked run would; a per-instance source is split with subset(), which keeps each
+    # instance's own stream (chunking must not change any instance's result).
+    rng0 = source.get_state() if chunked and shared else None
     with tqdm(total=config.steps, desc=desc, disable=config.quiet, leave=False, mininterval=0.5) as bar:
         for c, start in enumerate(starts):
-            ckpt = None if out is None else out / ("checkpoint.pt" if len(starts) == 1 else f"checkpoint-{c}.pt")
-            if len(starts) == 1:
+            chunk = _Chunk(c, start, min(start + per_chunk, n_inst), per_chunk, len(starts))
+            idx = slice(chunk.start, chunk.stop)
+            ckpt = None if out is None else out / _checkpoint_name(chunk)
+            if not chunked:
                 sub_model, sub_source = model, source
             else:
-                idx = slice(start, min(start + per_chunk, n_inst))
                 sub_model = model.subset(idx)
-                sub_source = source if source.n_instances == 1 else source.subset(idx)
-                if rng0 is not None:
+                if shared:
                     source.set_state(rng0)
+                    sub_source = source
+                else:
+                    sub_source = source.subset(idx)
                 bar.reset()
-            hist, secs = _train_chunk(sub_model, sub_source, config, ckpt, resume, bar)
+            hist, secs = _train_chunk(sub_model, sub_source, config, ckpt, states.pop(c, None), k, bar, record, chunk)
             histories.append(hist)
             seconds += secs
+            # Evaluated chunk by chunk, right after training it, on the chunk's own stream.
+            losses.append(evaluate(sub_model, sub_source, config.eval_samples, *eval_sizes).float().cpu())
             if sub_model is not model:
                 model.load_instances(idx, sub_model)
-    final = evaluate(model, source, config.eval_samples)
+                del sub_model
+    history = _merge_histories(histories)
+    final = torch.cat(losses)
+    first = torch.tensor(history[0]["loss"], dtype=torch.float32) if history else None
+    ok = converged_instances(first, final)
     result = TrainResult(
         model=model,
-        final_loss=final.float().cpu(),
-        history=_merge_histories(histories),
+        final_loss=final,
+        history=history,
         train_seconds=seconds,
         peak_memory_bytes=_peak_memory(dev),
         device=str(dev),
         chunks=len(starts),
+        converged=ok,
     )
     result.metrics = {
         "loss": result.final_loss.tolist(),
@@ -451,14 +738,19 @@ def train(
         "peak_memory_scope": "cuda max_memory_allocated" if dev.type == "cuda" else "process max RSS",
         "instance_chunks": result.chunks,
         "steps": config.steps,
+        "converged": ok.tolist(),
+        "non_converged_instances": (~ok).nonzero().flatten().tolist(),
     }
-    if metrics is not None:
-        result.metrics.update(metrics(model))
-    if out is not None:
-        save_weights(out / "model.safetensors", model)
-        write_json(out / "history.json", result.history)
-        write_json(out / "metrics.json", result.metrics)
     return result
+
+
+def _merge_histories(histories: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    if len(histories) == 1:
+        return histories[0]
+    merged = []
+    for rows in zip(*histories):
+        merged.append({"step": rows[0]["step"], "lr": rows[0]["lr"], "loss": sum((r["loss"] for r in rows), [])})
+    return merged
 
 
 def best_of(model: torch.nn.Module, losses: torch.Tensor, n_seeds: int) -> tuple[torch.nn.Module, torch.Tensor]:
