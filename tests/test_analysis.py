@@ -72,3 +72,21 @@ def test_classify_geometry():
     assert classify_geometry(W) == ["antipodal pair"] * 2 + ["dedicated", "other", "other", "not represented"]
     with pytest.raises(ValueError, match="one"):
         classify_geometry(torch.zeros(2, 3, 4))
+
+
+def test_analysis_returns_detached_tensors():
+    """Issue 8 #18: the README example printed grad_fn=<WhereBackward0>."""
+    from toymodels.models import TMSConfig, build_model
+
+    W = build_model(TMSConfig(5, 2, 2), seed=0).W
+    assert W.requires_grad
+    for f in (feature_dimensionality, feature_norms, superposition, dimensions_per_feature):
+        out = f(W)
+        assert out.grad_fn is None and not out.requires_grad, f.__name__
+    assert len(classify_geometry(W[0])) == 5
+
+
+@pytest.mark.parametrize("W", [torch.ones(5, dtype=torch.float32), torch.ones(2, 5, dtype=torch.int64), [[1.0]]])
+def test_analysis_rejects_non_weights(W):
+    with pytest.raises(ValueError, match=r"W must be a floating-point tensor shaped \(\.\.\., M, N\)"):
+        feature_dimensionality(W)

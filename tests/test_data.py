@@ -287,3 +287,26 @@ def test_model_activations_with_shared_features_chunk_exactly():
     chunks = [src.subset(slice(0, 2)), src.subset(slice(2, 4))]
     for b, x in zip((40, 3), full):
         assert torch.equal(torch.cat([c.sample(b) for c in chunks]), x)
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda: SparseFeatures(5, "0.1"), "feature_probability must be a number"),
+    (lambda: SparseFeatures(5, ["0.1"] * 5), "feature_probability must be a number"),
+    (lambda: SparseFeatures(5.0, 0.1), "n_features must be an integer"),
+    (lambda: SparseFeatures(5, 0.1, sparse_threshold="0.1"), "sparse_threshold must be a real number"),
+    (lambda: SparseFeatures(5, 0.1, seed=2**64), r"seed must be an integer in \[0, 18446744073709551615\]"),
+    (lambda: SparseFeatures(5, 0.1, seed=-1), r"seed must be an integer in \[0, "),
+    (lambda: UnitCube(2, seed=2**70), "seed must be an integer"),
+    (lambda: GaussianMixture(2, 2, seed=-5), "seed must be an integer"),
+    (lambda: SparseFeatures(5, 0.1, d_embed=4, embed_seed=2**64), "embed_seed must be an integer"),
+    (lambda: SparseFeatures(5, 0.1).sample(0), "batch_size"),
+    (lambda: UnitCube(2).sample(0), "batch_size"),
+    (lambda: GaussianMixture(2, 2).sample(0), "batch_size"),
+])
+def test_bad_api_inputs_are_clear_errors(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+def test_largest_seed_works():
+    assert SparseFeatures(5, 0.1, 2, seed=2**64 - 1).sample(3).shape == (2, 3, 5)

@@ -117,3 +117,68 @@ def test_same_seed_same_init():
     a, b = build_model(TMSConfig(10, 3, 2), seed=5), build_model(TMSConfig(10, 3, 2), seed=5)
     assert torch.equal(a.W_IMN, b.W_IMN)
     assert not torch.equal(a.W_IMN, build_model(TMSConfig(10, 3, 2), seed=6).W_IMN)
+
+
+# ---------------------------------------------------------------------- input validation (issue 8 #10)
+@pytest.mark.parametrize("kw, match", [
+    (dict(n_features=5.0), "n_features must be an integer"),
+    (dict(d_hidden=2.0), "d_hidden must be an integer"),
+    (dict(n_instances=True), "n_instances must be an integer"),
+    (dict(importance_decay="0.7"), "importance_decay must be a real number"),
+])
+def test_config_rejects_floats_and_text(kw, match):
+    with pytest.raises(ValueError, match=match):
+        TMSConfig(**kw)
+
+
+@pytest.mark.parametrize("seed", [2**64, -1, 1.0, "3"])
+def test_bad_seeds_are_clear_errors(seed):
+    with pytest.raises(ValueError, match=r"seed must be an integer in \[0, 18446744073709551615\]"):
+        build_model(TMSConfig(), seed=seed)
+
+
+def test_largest_seed_is_accepted():
+    assert build_model(TMSConfig(), seed=2**64 - 1).seed == 2**64 - 1
+
+
+@pytest.mark.parametrize("kind", sorted(MODELS))
+@pytest.mark.parametrize("x, match", [
+    (torch.rand(3, 8, 4), r"n_features = 5"),  # wrong N
+    (torch.rand(2, 8, 5), r"n_instances = 3"),  # wrong I
+    (torch.rand(8, 5), r"shaped \(1 or n_instances"),  # no instance axis
+    (torch.rand(3, 8, 5, dtype=torch.float64), "model's dtype torch.float32"),
+    (torch.ones(3, 8, 5, dtype=torch.int64), "model's dtype torch.float32"),
+    (torch.rand(3, 0, 5), "empty batch"),
+    ([[0.0] * 5], "torch.Tensor"),
+])
+def test_models_reject_bad_inputs(kind, x, match):
+    model = build_model(TMSConfig(5, 2, 3, kind=kind))
+    for call in (model.loss, model.loss_and_grad, model.hidden, model):
+        with pytest.raises(ValueError, match=match):
+            call(x)
+
+
+def test_a_float64_model_takes_float64_inputs():
+    model = build_model(TMSConfig(5, 2, 2)).double()
+    assert model.loss(torch.rand(2, 4, 5, dtype=torch.float64)).dtype == torch.float64
+
+
+def test_check_compatible_names_the_mismatch():
+    from toymodels.data import SparseFeatures, check_compatible
+
+    model = build_model(TMSConfig(5, 2, 3))
+    check_compatible(model, SparseFeatures(5, 0.1, 3))
+    check_compatible(model, SparseFeatures(5, 0.1, 1))
+    with pytest.raises(ValueError, match="width 6.*n_features = 5"):
+        check_compatible(model, SparseFeatures(6, 0.1, 3))
+    with pytest.raises(ValueError, match="2 instances but the model has 3"):
+        check_compatible(model, SparseFeatures(5, 0.1, 2))
+
+
+def test_model_from_spec_rejects_unknown_keys():
+    from toymodels.models import model_from_spec
+
+    spec = build_model(TMSConfig(4, 2)).spec()
+    assert model_from_spec(spec).config == TMSConfig(4, 2)
+    with pytest.raises(ValueError, match="unknown toy-model setting"):
+        model_from_spec({**spec, "n_feature": 3})

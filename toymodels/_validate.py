@@ -13,23 +13,33 @@ from typing import Any
 import torch
 
 
-def _is_nan(value: float) -> bool:
-    return isinstance(value, float) and math.isnan(value)
-
-
 def check_int(name: str, value: Any, lo: int = 1, hi: int | None = None) -> int:
-    """An integer in [lo, hi] (bools are rejected)."""
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
-        value = int(value)  # numpy and torch integers too
-    if isinstance(value, bool) or not isinstance(value, int):
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        else:
-            raise ValueError(f"{name} must be an integer in [{lo}, {hi if hi is not None else 'inf'}), got {value!r}")
+    """An integer in [lo, hi]: Python, numpy or torch integers; bools and floats (even 5.0)
+    are rejected, so a float never slips into a shape and fails later."""
+    rng = f"[{lo}, {hi}]" if hi is not None else f"[{lo}, inf)"
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{name} must be an integer in {rng}, got {value!r} ({type(value).__name__})")
+    value = int(value)  # numpy and torch integers too
     if value < lo or (hi is not None and value > hi):
-        upper = f"{hi}]" if hi is not None else "inf)"
-        raise ValueError(f"{name} must be an integer in [{lo}, {upper}, got {value}")
+        raise ValueError(f"{name} must be an integer in {rng}, got {value}")
     return value
+
+
+SEED_MAX = 2**64 - 1
+
+
+def check_seed(name: str, value: Any) -> int:
+    """A seed: an integer in [0, 2**64 - 1] (what ``torch.Generator.manual_seed`` accepts)."""
+    return check_int(name, value, 0, SEED_MAX)
+
+
+def check_batch(name: str, x: Any) -> None:
+    """A batch tensor with at least one sample along its batch axis (dim -2): an empty batch
+    raises instead of producing a NaN loss or a division by zero."""
+    if not isinstance(x, torch.Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if x.ndim >= 2 and x.shape[-2] == 0:
+        raise ValueError(f"{name} is an empty batch (shape {tuple(x.shape)}); give at least one sample")
 
 
 def check_float(
@@ -41,7 +51,10 @@ def check_float(
     lo_open: bool = False,
     hi_open: bool = False,
 ) -> float:
-    """A finite (unless a bound is infinite) real number in the given interval."""
+    """A finite (unless a bound is infinite) real number in the given interval; text and
+    booleans are rejected (``"0.1"`` is not a number)."""
+    if isinstance(value, (str, bytes, bool)):
+        raise ValueError(f"{name} must be a real number, got {value!r}")
     try:
         value = float(value)
     except (TypeError, ValueError):
@@ -97,8 +110,13 @@ def as_instance_tensor(
     dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
     """A scalar, per-instance (I,), or per-instance-and-feature (I, N) value as an (I, 1) or
-    (I, N) float tensor on the CPU."""
-    t = torch.as_tensor(value, dtype=torch.float64).detach().cpu()
+    (I, N) float tensor on the CPU. Text, booleans and non-numbers raise naming ``name``."""
+    if isinstance(value, (str, bytes, bool)) or (isinstance(value, torch.Tensor) and value.dtype == torch.bool):
+        raise ValueError(f"{name} must be a number or a sequence/tensor of numbers, got {value!r}")
+    try:
+        t = torch.as_tensor(value, dtype=torch.float64).detach().cpu()
+    except (TypeError, ValueError, RuntimeError):
+        raise ValueError(f"{name} must be a number or a sequence/tensor of numbers, got {value!r}") from None
     if t.ndim == 0:
         t = t.expand(n_instances).reshape(n_instances, 1)
     elif t.ndim == 1:

@@ -1,7 +1,8 @@
 """Geometry of trained toy models: pure functions of the weights W (..., M, N).
 
 Columns W_i are feature directions; Ŵ_i = W_i / ||W_i||. Formulas from Elhage et al. 2022,
-"Toy Models of Superposition", sections 3–6.
+"Toy Models of Superposition", sections 3–6. Every function reads W without gradient
+tracking and returns detached tensors (no ``grad_fn``): pass ``model.W`` directly.
 """
 from __future__ import annotations
 
@@ -19,13 +20,17 @@ STICKY_DIMENSIONALITIES: dict[str, tuple[float, int]] = {
 }
 
 
+def _weights(W: torch.Tensor) -> torch.Tensor:
+    """W detached, checked to be a floating tensor (..., M, N)."""
+    if not isinstance(W, torch.Tensor) or W.ndim < 2 or not W.is_floating_point():
+        desc = f"{W.dtype} tensor of shape {tuple(W.shape)}" if isinstance(W, torch.Tensor) else type(W).__name__
+        raise ValueError(f"W must be a floating-point tensor shaped (..., M, N); got {desc}")
+    return W.detach()
+
+
 def feature_norms(W: torch.Tensor) -> torch.Tensor:
     """||W_i||, shape (..., N)."""
-    return W.norm(dim=-2)
-
-
-def _gram(W: torch.Tensor) -> torch.Tensor:
-    return W.transpose(-1, -2) @ W  # (..., N, N): W_i · W_j
+    return _weights(W).norm(dim=-2)
 
 
 def _unit_columns(W: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
@@ -40,6 +45,7 @@ def superposition(W: torch.Tensor) -> torch.Tensor:
     Ŵ_i of a feature with a negligible but nonzero norm is an arbitrary direction, so its value
     is meaningless: mask such features with :func:`feature_norms` (figures use ||W_i|| > 0.1).
     """
+    W = _weights(W)
     proj = _unit_columns(W).transpose(-1, -2) @ W  # (..., N, N): Ŵ_i · W_j
     sq = proj.square()
     return sq.sum(-1) - sq.diagonal(dim1=-2, dim2=-1)
@@ -47,6 +53,7 @@ def superposition(W: torch.Tensor) -> torch.Tensor:
 
 def dimensions_per_feature(W: torch.Tensor) -> torch.Tensor:
     """M / ||W||_F², shape (...): hidden dimensions per represented feature."""
+    W = _weights(W)
     m = W.shape[-2]
     return m / W.square().sum(dim=(-2, -1))
 
@@ -57,6 +64,7 @@ def feature_dimensionality(W: torch.Tensor) -> torch.Tensor:
     A feature with a dimension to itself has D_i = 1; k features forming a tight frame in d
     dims each have d/k; a zero column gets 0, never NaN. For any W, Σ_i D_i ≤ M.
     """
+    W = _weights(W)
     sq_norm = W.square().sum(dim=-2)  # (..., N)
     proj = _unit_columns(W).transpose(-1, -2) @ W  # (..., N, N)
     denom = proj.square().sum(-1)  # includes j = i: ||W_i||² + superposition
@@ -67,6 +75,7 @@ def feature_dimensionality(W: torch.Tensor) -> torch.Tensor:
 def interference_groups(W: torch.Tensor, threshold: float = 0.1, norm_threshold: float = 0.1) -> list[list[int]]:
     """Connected groups of represented features (||W_i|| > norm_threshold) whose unit
     directions overlap, |Ŵ_i · Ŵ_j| > threshold. W is one (M, N) matrix."""
+    W = _weights(W)
     if W.ndim != 2:
         raise ValueError(f"W must be one (M, N) matrix, got shape {tuple(W.shape)}")
     norms = feature_norms(W)
@@ -96,6 +105,7 @@ def classify_geometry(
     """A label per feature of one (M, N) matrix: 'not represented' (||W_i|| ≤ norm_threshold),
     one of :data:`STICKY_DIMENSIONALITIES` when D_i is within ``tol`` of d/k *and* the feature's
     interference group has k members, else 'other'."""
+    W = _weights(W)
     dims = feature_dimensionality(W).cpu().tolist()
     norms = feature_norms(W).cpu().tolist()
     size = {i: len(g) for g in interference_groups(W, threshold, norm_threshold) for i in g}

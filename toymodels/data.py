@@ -147,6 +147,30 @@ class Source:
         return list(range(self.n_instances)) if self.per_instance else [0] * self.n_instances
 
 
+def check_compatible(model: Any, source: Any) -> None:
+    """Raise ValueError, naming both sides, unless ``source``'s batches fit ``model``: the
+    batch width ``source.dim`` equals the model's input width (``n_features`` of a toy model,
+    ``d_model`` of an SAE), ``source.n_instances`` is 1 (shared) or the model's
+    ``n_instances``, and both live on the same device type. Trainers call it before any work."""
+    width_name = next((n for n in ("input_dim", "n_features", "d_model") if hasattr(model, n)), None)
+    if width_name is None:
+        raise ValueError(f"{type(model).__name__} declares no input width (n_features or d_model)")
+    width = int(getattr(model, width_name))
+    if int(source.dim) != width:
+        raise ValueError(
+            f"the data source yields batches of width {source.dim} ({type(source).__name__}.dim) but the model "
+            f"expects {width_name} = {width}"
+        )
+    n_inst = int(model.n_instances)
+    if int(source.n_instances) not in (1, n_inst):
+        raise ValueError(
+            f"the data source has {source.n_instances} instances but the model has {n_inst}; use 1 (shared) or the same"
+        )
+    params = next(iter(model.parameters()), None) if hasattr(model, "parameters") else None
+    if params is not None and torch.device(source.device).type != params.device.type:
+        raise ValueError(f"the data source is on {source.device} but the model is on {params.device}; use one device")
+
+
 @dataclass(frozen=True)
 class SparseBatch:
     """A sparse batch in coordinate form: entry ``k`` is ``value[k]`` at

@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from ._validate import as_instance_tensor, check_choice, check_int, check_positive, check_tensor_range
+from ._validate import as_instance_tensor, check_choice, check_int, check_positive, check_seed, check_tensor_range
 from .device import make_generator, resolve_device
 
 MODEL_KINDS = ("relu-output", "linear", "hidden-relu", "computation")
@@ -82,8 +82,10 @@ class ToyModel(nn.Module):
         super().__init__()
         if config.kind != self.kind:
             config = TMSConfig(**{**asdict(config), "kind": self.kind})
+        if not isinstance(config, TMSConfig):
+            raise ValueError(f"config must be a TMSConfig, got {type(config).__name__}")
         self.config = config
-        self.seed = check_int("seed", seed, 0)
+        self.seed = check_seed("seed", seed)
         self.device_ = resolve_device(device)
         n, i = config.n_features, config.n_instances
         if importance is None:
@@ -123,7 +125,35 @@ class ToyModel(nn.Module):
     def target(self, x: torch.Tensor) -> torch.Tensor:
         return x
 
-    def hidden(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+    def check_input(self, x: Any) -> torch.Tensor:
+        """``x`` as a batch this model takes: a tensor (I or 1, B >= 1, N) in the weights'
+        dtype; anything else raises ValueError naming the shape or dtype expected."""
+        W = self.W
+        if not isinstance(x, torch.Tensor):
+            raise ValueError(f"x must be a torch.Tensor shaped (1 or n_instances, batch, n_features); got {type(x).__name__}")
+        n_i, n = W.shape[0], W.shape[-1]
+        if x.ndim != 3 or x.shape[-1] != n or x.shape[0] not in (1, n_i):
+            raise ValueError(
+                f"x must be shaped (1 or n_instances = {n_i}, batch, n_features = {n}); got {tuple(x.shape)}"
+            )
+        if x.shape[1] == 0:
+            raise ValueError(f"x is an empty batch (shape {tuple(x.shape)}); give at least one sample")
+        if x.dtype != W.dtype:
+            raise ValueError(f"x must have the model's dtype {W.dtype}, got {x.dtype} (convert with x.to({W.dtype}))")
+        return x
+
+    def hidden(self, x: torch.Tensor) -> torch.Tensor:
+        """The hidden layer h (I, B, M) of a batch x (I or 1, B, N)."""
+        return self._hidden(self.check_input(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The output x' (I, B, N) of a batch x (I or 1, B, N)."""
+        return self._readout(self._hidden(self.check_input(x)))
+
+    def _hidden(self, x_IBN: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _readout(self, h_IBM: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
     @property
@@ -137,7 +167,8 @@ class ToyModel(nn.Module):
 
     def loss(self, x: torch.Tensor) -> torch.Tensor:
         """Per-instance loss (I,): mean over batch and features of I_i (t_i − x'_i)²."""
-        err = self.target(x) - self(x)
+        x = self.check_input(x)
+        err = self.target(x) - self._readout(self._hidden(x))
         return (self.importance[:, None, :] * err.square()).mean(dim=(1, 2))
 
     def loss_and_grad(self, x: torch.Tensor) -> torch.Tensor:
@@ -169,10 +200,11 @@ class ToyModel(nn.Module):
             p[idx] = q.to(p.device)
 
 
-class ReLUOutput(ToyModel):
-    """x' = ReLU(WᵀW x + b), W (I, M, N), b (I, N). Elhage et al. 2022, section 2."""
+class _TiedWeights(ToyModel):
+    """Models reading and writing features with the same W (I, M, N) and a bias b (I, N):
+    x' = ReLU(Wᵀ h + b) with h = ``_hidden(x)``."""
 
-    kind = "relu-output"
+    _hidden_relu: ClassVar[bool] = False
     _relu: ClassVar[bool] = True
 
     def __init__(self, config: TMSConfig, **kw: Any) -> None:
@@ -180,18 +212,25 @@ class ReLUOutput(ToyModel):
         i, m, n = config.n_instances, config.d_hidden, config.n_features
         self.W_IMN = self._init_weight(i, m, n)
         self.b_IN = nn.Parameter(torch.zeros(i, n, device=self.device_))
-        self.activation_width = 3 * n + m
+        self.activation_width = 3 * n + (2 * m if self._hidden_relu else m)
 
     @property
     def W(self) -> torch.Tensor:
         return self.W_IMN
 
-    def hidden(self, x_IBN: torch.Tensor) -> torch.Tensor:
-        return torch.matmul(x_IBN, self.W_IMN.transpose(1, 2))  # (I, B, M)
+    def _hidden(self, x_IBN: torch.Tensor) -> torch.Tensor:
+        h = torch.matmul(x_IBN, self.W_IMN.transpose(1, 2))  # (I, B, M)
+        return torch.relu(h) if self._hidden_relu else h
 
-    def forward(self, x_IBN: torch.Tensor) -> torch.Tensor:
-        z = torch.baddbmm(self.b_IN[:, None, :], self.hidden(x_IBN), self.W_IMN)
+    def _readout(self, h_IBM: torch.Tensor) -> torch.Tensor:
+        z = torch.baddbmm(self.b_IN[:, None, :], h_IBM, self.W_IMN)
         return torch.relu(z) if self._relu else z
+
+
+class ReLUOutput(_TiedWeights):
+    """x' = ReLU(WᵀW x + b), W (I, M, N), b (I, N). Elhage et al. 2022, section 2."""
+
+    kind = "relu-output"
 
     @torch.no_grad()
     def loss_and_grad(self, x_IBN: torch.Tensor) -> torch.Tensor:
@@ -203,6 +242,7 @@ class ReLUOutput(ToyModel):
         Computed feature-major — (I, N, B) views, batch as the long GEMM axis — which runs
         3–5x faster than batch-major products when M and N are tiny (5 → 2).
         """
+        self.check_input(x_IBN)
         W, b = self.W_IMN, self.b_IN
         bsz, n = x_IBN.shape[1], x_IBN.shape[2]
         xT = x_IBN.transpose(1, 2)  # (I or 1, N, B), a view
@@ -227,27 +267,11 @@ class Linear(ReLUOutput):
     _relu = False
 
 
-class HiddenReLU(ToyModel):
+class HiddenReLU(_TiedWeights):
     """x' = ReLU(Wᵀ ReLU(W x) + b): a privileged hidden basis (Elhage et al. 2022, section 9)."""
 
     kind = "hidden-relu"
-
-    def __init__(self, config: TMSConfig, **kw: Any) -> None:
-        super().__init__(config, **kw)
-        i, m, n = config.n_instances, config.d_hidden, config.n_features
-        self.W_IMN = self._init_weight(i, m, n)
-        self.b_IN = nn.Parameter(torch.zeros(i, n, device=self.device_))
-        self.activation_width = 3 * n + 2 * m
-
-    @property
-    def W(self) -> torch.Tensor:
-        return self.W_IMN
-
-    def hidden(self, x_IBN: torch.Tensor) -> torch.Tensor:
-        return torch.relu(torch.matmul(x_IBN, self.W_IMN.transpose(1, 2)))
-
-    def forward(self, x_IBN: torch.Tensor) -> torch.Tensor:
-        return torch.relu(torch.baddbmm(self.b_IN[:, None, :], self.hidden(x_IBN), self.W_IMN))
+    _hidden_relu = True
 
 
 class ComputationModel(ToyModel):
@@ -272,11 +296,11 @@ class ComputationModel(ToyModel):
     def target(self, x: torch.Tensor) -> torch.Tensor:
         return x.abs()
 
-    def hidden(self, x_IBN: torch.Tensor) -> torch.Tensor:
+    def _hidden(self, x_IBN: torch.Tensor) -> torch.Tensor:
         return torch.relu(torch.matmul(x_IBN, self.W1_IMN.transpose(1, 2)))
 
-    def forward(self, x_IBN: torch.Tensor) -> torch.Tensor:
-        return torch.relu(torch.baddbmm(self.b_IN[:, None, :], self.hidden(x_IBN), self.W2_INM.transpose(1, 2)))
+    def _readout(self, h_IBM: torch.Tensor) -> torch.Tensor:
+        return torch.relu(torch.baddbmm(self.b_IN[:, None, :], h_IBM, self.W2_INM.transpose(1, 2)))
 
 
 MODELS: dict[str, type[ToyModel]] = {
@@ -290,6 +314,13 @@ def build_model(config: TMSConfig, **kw: Any) -> ToyModel:
 
 
 def model_from_spec(spec: dict[str, Any], device: str | torch.device = "cpu") -> ToyModel:
-    """Rebuild an (untrained) model from :meth:`ToyModel.spec`; load weights separately."""
+    """Rebuild an (untrained) model from :meth:`ToyModel.spec`; load weights separately.
+    Unknown keys raise (a typo or another family's spec is never silently dropped)."""
+    known = set(TMSConfig.__dataclass_fields__) | {"family", "seed"}
+    unknown = sorted(set(spec) - known)
+    if unknown:
+        raise ValueError(f"unknown toy-model setting(s) {unknown}; known: {sorted(known)}")
+    if spec.get("family", "tms") != "tms":
+        raise ValueError(f"spec is for model family {spec['family']!r}, not a toy model ('tms')")
     fields = {k: spec[k] for k in TMSConfig.__dataclass_fields__ if k in spec}
     return build_model(TMSConfig(**fields), seed=spec.get("seed", 0), device=device)
