@@ -66,17 +66,12 @@ def add_train_arguments(p: argparse.ArgumentParser, **defaults: Any) -> None:
 
 
 def train_flags(run: RunSettings) -> dict[str, Any]:
-    """``resume`` and ``overwrite`` for :func:`toymodels.train.train`."""
-    import inspect
-
-    from ..train import train
-
-    kw: dict[str, Any] = {"resume": run.resume}
-    if "overwrite" in inspect.signature(train).parameters:  # the trainer's run-folder guard
-        kw["overwrite"] = run.overwrite
-    elif run.overwrite:
-        raise ValueError("--overwrite is not supported by this version of the trainer")
-    return kw
+    """``resume`` and ``overwrite`` for :func:`toymodels.train.train` (the trainer refuses a
+    folder holding another run unless ``overwrite``). ``--resume`` without a checkpoint is
+    refused here, before any work and without creating the folder."""
+    if run.resume and not any(Path(run.out).glob("checkpoint*.pt")):
+        raise ValueError(f"--resume: {run.out} holds no checkpoint (checkpoint.pt) to continue from; start without --resume")
+    return {"resume": run.resume, "overwrite": run.overwrite}
 
 
 def run_settings(args: argparse.Namespace) -> RunSettings:

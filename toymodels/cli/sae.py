@@ -265,6 +265,7 @@ def run_sae(args: argparse.Namespace) -> int:
     elif args.k is not None:  # one command line can drive every --arch: say it, do not fail
         _common.note("sae", f"--k applies to topk and batchtopk; ignored for --arch {arch}")
     out = _common.check_output_dir(run.out)
+    run_flags = _common.train_flags(run)
     device = resolve_device(run.device)
     source, summary = build_source(data, run.seed, device)
     dict_size = args.dict_size if args.dict_size is not None else 4 * source.dim
@@ -293,7 +294,7 @@ def run_sae(args: argparse.Namespace) -> int:
         m["arch"] = arch
         return m
 
-    result = train(sae, source, tcfg, out, metrics=metrics, desc=f"sae {arch} x{n_i}", **_common.train_flags(run))
+    result = train(sae, source, tcfg, out, metrics=metrics, desc=f"sae {arch} x{n_i}", **run_flags)
     m = result.metrics
     # FVU above 2: the reconstruction is worse than twice predicting the mean.
     trainer_ok = result.converged.tolist() if getattr(result, "converged", None) is not None else None

@@ -68,6 +68,7 @@ def run_tms(args: argparse.Namespace) -> int:
     probs = _common.sweep_probabilities(sweep.feature_probability, n_inst)
     cfg = dataclasses.replace(cfg1, n_instances=n_inst * sweep.best_of)
     out = _common.check_output_dir(run.out)
+    run_flags = _common.train_flags(run)
     device = resolve_device(run.device)
     source = SparseFeatures(
         cfg.n_features,
@@ -79,7 +80,7 @@ def run_tms(args: argparse.Namespace) -> int:
     )
     threads = set_threads(run.threads, work=cfg.n_instances * tcfg.batch_size * cfg.n_features * cfg.d_hidden * 2)
     model = build_model(cfg, seed=run.seed, device=device)
-    result = train(model, source, tcfg, out, desc=f"tms x{cfg.n_instances}", **_common.train_flags(run))
+    result = train(model, source, tcfg, out, desc=f"tms x{cfg.n_instances}", **run_flags)
     model, losses = result.model, result.final_loss
     metrics = dict(result.metrics)
     # The all-zero output scores mean_i(I_i) * E[x^2] = mean_i(I_i) * p / 3 (magnitudes uniform
