@@ -76,6 +76,9 @@ def test_train_tms_importance_per_configuration_is_repeated_over_seeds():
     (dict(best_of=0), "best_of"),
     (dict(importance=torch.ones(3, 3)), "importance"),
     (dict(magnitude="gaussian"), "magnitude"),
+    (dict(feature_probability="0.1"), "feature_probability must be a number"),
+    (dict(feature_probability=1.5), "feature_probability"),
+    (dict(seed=2**64), "seed must be an integer"),
 ])
 def test_train_tms_rejects_bad_arguments(bad, match):
     kw = dict(feature_probability=0.1)
@@ -90,3 +93,14 @@ def test_grid_is_configuration_major():
     assert g["decay"] == [1.0] * 3 + [0.7] * 3
     assert g["p"] == [0.1, 0.01, 0.001] * 2
     assert torch.allclose(importance_rows(3, [0.5])[0], torch.tensor([1.0, 0.5, 0.25]))
+
+
+def test_train_tms_per_feature_probabilities_and_resume(tmp_path):
+    p = torch.tensor([[0.5, 0.1, 0.1], [0.05, 0.05, 0.3]])
+    run = train_tms(TMSConfig(3, 2, n_instances=2), p, train=TCFG, out=tmp_path)
+    assert run.feature_probability.shape == (2, 3)
+    assert torch.equal(run.source.feature_probability.cpu(), p)
+    assert run.metrics["feature_probability"] == p.tolist()
+    assert run.chosen.tolist() == [0, 1] and torch.equal(run.loss, run.all_losses)
+    again = train_tms(TMSConfig(3, 2, n_instances=2), p, train=TCFG, out=tmp_path, overwrite=True)
+    assert torch.equal(again.model.W, run.model.W)  # same seed, same device: bit for bit

@@ -20,7 +20,7 @@ from typing import Any, Sequence
 
 import torch
 
-from ._validate import check_choice, check_int
+from ._validate import as_instance_tensor, check_choice, check_int, check_seed
 from .analysis import classify_geometry, dimensions_per_feature, feature_dimensionality, feature_norms
 from .data import MAGNITUDES, SparseFeatures
 from .device import derive_seed, resolve_device
@@ -56,17 +56,10 @@ class TMSRun:
 
 
 def per_configuration(name: str, value: Any, n_configs: int, n_features: int) -> torch.Tensor:
-    """A scalar, (C,) or (C, N) value as a float32 tensor (C,) or (C, N) on the CPU, with an
-    error naming ``name`` when its length is not C."""
-    t = torch.as_tensor(value, dtype=torch.float64).detach().cpu()
-    if t.ndim == 0:
-        return t.expand(n_configs).to(torch.float32).contiguous()
-    if t.shape[0] != n_configs or t.ndim > 2 or (t.ndim == 2 and t.shape[1] != n_features):
-        raise ValueError(
-            f"{name} must be a scalar, one value per configuration ({n_configs},) or one per configuration and "
-            f"feature ({n_configs}, {n_features}); got shape {tuple(t.shape)}"
-        )
-    return t.to(torch.float32).contiguous()
+    """A scalar, (C,) or (C, N) value as a float32 tensor (C,) or (C, N) on the CPU; a wrong
+    length or a non-number raises ValueError naming ``name``."""
+    t = as_instance_tensor(name, value, n_configs, n_features)
+    return t[:, 0].contiguous() if t.shape[-1] == 1 and torch.as_tensor(value).ndim < 2 else t
 
 
 def train_tms(
@@ -114,7 +107,7 @@ def train_tms(
     if magnitude is None or cfg.kind == "computation":
         magnitude = "signed" if cfg.kind == "computation" else "uniform"
     check_choice("magnitude", magnitude, MAGNITUDES)
-    seed = check_int("seed", seed, 0, 2**64 - 1)
+    seed = check_seed("seed", seed)
     dev = resolve_device(device)
     n_cfg, n = cfg.n_instances, cfg.n_features
     probs = per_configuration("feature_probability", feature_probability, n_cfg, n)
@@ -141,8 +134,8 @@ def train_tms(
     )
     model = build_model(full, importance=imp, seed=seed if model_seed is None else model_seed, device=dev)
     out = Path(out) if out is not None else None
-    extra = {"overwrite": True} if overwrite else {}
-    result = train_model(model, source, tcfg, out, resume=resume, desc=desc or f"tms x{full.n_instances}", **extra)
+    result = train_model(model, source, tcfg, out, resume=resume, overwrite=overwrite,
+                         desc=desc or f"tms x{full.n_instances}")
     all_losses = result.final_loss
     metrics = dict(result.metrics)
     if best_of > 1:
