@@ -31,8 +31,9 @@ from theory.hessian import (
 )
 from toymodels.data import SparseFeatures
 from toymodels.device import derive_seed
-from toymodels.models import TMSConfig, build_model
-from toymodels.train import TrainConfig, train
+from toymodels.experiments import train_tms
+from toymodels.models import TMSConfig
+from toymodels.train import TrainConfig
 
 from .common import savefig
 
@@ -59,11 +60,11 @@ def make(cfg: dict[str, Any], out_dir: Path, device: torch.device) -> list[Path]
     import matplotlib.pyplot as plt
 
     n, m = cfg["n_features"], cfg["d_hidden"]
-    model = build_model(TMSConfig(n_features=n, d_hidden=m, importance_decay=cfg["importance_decay"]),
-                        seed=cfg["seed"], device=device)
-    src = SparseFeatures(n, cfg["feature_probability"], seed=cfg["seed"] + 1, device=device)
-    result = train(model, src, TrainConfig(steps=cfg["steps"], batch_size=1024, lr=3e-3, quiet=True,
-                                           eval_samples=4096, log_every=100))
+    trained = train_tms(TMSConfig(n_features=n, d_hidden=m, importance_decay=cfg["importance_decay"]),
+                    cfg["feature_probability"], seed=cfg["seed"], device=device,
+                    train=TrainConfig(steps=cfg["steps"], batch_size=1024, lr=3e-3, quiet=True, eval_samples=4096,
+                                      log_every=100))
+    model = trained.model
     x = SparseFeatures(n, cfg["feature_probability"], seed=derive_seed(cfg["seed"], "fig13") % 2**31,
                        device=device).sample(cfg["hessian_batch"])
     il = toy_model_instance_loss(model, 0, x)
@@ -152,7 +153,7 @@ def make(cfg: dict[str, Any], out_dir: Path, device: torch.device) -> list[Path]
     ax.set_title("(c) extreme Ritz values converge")
     ax.legend(fontsize=7)
 
-    loss = float(result.final_loss[0])
+    loss = float(trained.loss[0])
     fig.suptitle(f"Toy model n={n}, m={m}, S={1 - cfg['feature_probability']:.2f}, importance {cfg['importance_decay']}^i, "
                  f"{cfg['steps']} steps, loss {loss:.3g}: Hessian spectrum from HVPs (SLQ) vs exact", fontsize=10)
     fig.tight_layout()
