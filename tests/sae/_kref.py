@@ -24,9 +24,10 @@ def dense_k_reference(sae, x, ks, batch):
     dead = sae.dead_latents()
     masked = pre.masked_fill(~dead[:, None, :], float("-inf"))
     v, idx = masked.topk(sae.config.effective_aux_k, dim=-1)
-    f_aux = torch.zeros_like(pre).scatter(-1, idx, torch.relu(torch.where(torch.isfinite(v), v, 0 * v)))
+    f_aux = torch.zeros_like(pre).scatter(-1, idx, torch.relu(torch.where(torch.isfinite(v), v, torch.zeros_like(v))))
     e = (x - x_hat).detach()
-    aux = sae.config.aux_coefficient * (e - torch.bmm(f_aux, sae.W_dec)).square().sum(dim=(1, 2)) / n_b
+    has_dead = dead.any(dim=1).to(x.dtype)  # an instance without dead latents has no aux term
+    aux = sae.config.aux_coefficient * has_dead * (e - torch.bmm(f_aux, sae.W_dec)).square().sum(dim=(1, 2)) / n_b
     return mse + aux + sae.config.decoder_orthogonality * decoder_orthogonality(sae.W_dec)
 
 
@@ -37,7 +38,8 @@ def check_sparse_backward(arch: str, path: str) -> None:
     a = perturbed(build_sae(cfg, seed=2).double())
     with torch.no_grad():
         a.b_enc_IF.add_(0.3)
-        a.steps_since_fired_IF[:, :5] = 10  # five dead latents: the aux-k loss is on
+        a.steps_since_fired_IF[:2, :5] = 10  # five dead latents in instances 0 and 1: the aux-k loss is on
+        a.steps_since_fired_IF[2] = 0  # none in instance 2: no aux term there
     b = twin(a)
     x = data(1, 7, 6, dtype=torch.float64)
     if path == "hand-derived":

@@ -62,3 +62,19 @@ def test_sparse_kernels_gradcheck():
     pm = Pattern.from_mask(mask)
     vm = torch.randn(pm.nnz, dtype=torch.float64, generator=g, requires_grad=True)
     assert torch.autograd.gradcheck(lambda v, W: sparse_decode(v, W, pm), (vm, W))
+
+
+@pytest.mark.parametrize("arch", ["topk", "batchtopk"])
+def test_an_instance_without_dead_latents_has_no_aux_term(arch):
+    """Its loss must not depend on the other instances (it used to gain α·mse whenever
+    another instance had a dead latent, so its history depended on the chunking)."""
+    sae = build_sae(tiny(arch, n_instances=2, k=(2, 2), aux_k=3), seed=0)
+    sae.steps_since_fired_IF[0, :4] = 10_000  # instance 0: four dead latents; instance 1: none
+    x = data(1, 16, 6)
+    alone = sae.subset([1])
+    with torch.no_grad():
+        together = sae.loss_terms(x, train=True)
+        single = alone.loss_terms(x, train=True)
+    assert together["aux"][1] == 0 and together["aux"][0] > 0 and "aux" not in single
+    torch.testing.assert_close(together["total"][1], single["total"][0])
+    torch.testing.assert_close(sae.loss_and_grad(x)[1], alone.loss_and_grad(x)[0])

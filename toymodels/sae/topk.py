@@ -9,7 +9,8 @@ with k in [1, dict_size − 1] (k >= dict_size would keep every latent: nothing 
 
 Both add the aux-k loss for dead latents (Gao et al. 2024, appendix A.2): with e = x − x̂
 (no gradient), ê = W_decᵀ of the ``aux_k`` largest pre-activations among latents that have
-not fired for ``dead_window`` steps, L += α · mean_b ||e − ê||².
+not fired for ``dead_window`` steps, L += α · mean_b ||e − ê||² — for the instances that have
+a dead latent (an instance without one adds nothing, whatever the other instances hold).
 
 Speed: the encoder's dense matmul picks the active set; everything after it — the values at
 the pattern, the decoder forward, the decoder and encoder gradients — runs on the nnz
@@ -87,7 +88,8 @@ class SparseCodeSAE(SAE):
         v = torch.relu(sparse_linear_at(vals0, out["A"], out["Bm"], self.b_enc_IF.reshape(-1), pattern)) * valid
         e_hat = sparse_decode(v, self.W_dec.reshape(n_i * n_f, d), pattern).view(n_i, bsz, d)
         e = (x - out["x_hat"]).detach()
-        return self.config.aux_coefficient * (e - e_hat).square().sum(dim=(1, 2)) / bsz
+        has_dead = dead.any(dim=1).to(e.dtype)  # (I,): no dead latent, no aux term (not α·mse)
+        return self.config.aux_coefficient * has_dead * (e - e_hat).square().sum(dim=(1, 2)) / bsz
 
     def _forward_terms(self, x: torch.Tensor, train: bool):
         out = self._sparse_reconstruct(x, train)
@@ -132,6 +134,8 @@ class SparseCodeSAE(SAE):
                 v_aux = vals_aux.clamp_min(0).mul_(valid)
                 diff = p_aux.gather_rows(v_aux, Wd).view(n_i, bsz, d).add_(r)  # ê − e, with e = x − x̂ = −r
                 alpha = self.config.aux_coefficient
+                has_dead = dead.any(dim=1).to(diff.dtype)[:, None, None]  # no dead latent: no aux term
+                diff.mul_(has_dead)
                 loss = loss + alpha * diff.square().sum(dim=(1, 2)) / bsz
                 grads.append((p_aux, v_aux, diff.mul_(2 * alpha / bsz)))
             grads.insert(0, (pattern, v, r.mul_(2.0 / bsz)))
