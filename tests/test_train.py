@@ -172,13 +172,7 @@ def _run_sae(arch, per_chunk):
     return _state(sae), r
 
 
-@pytest.mark.parametrize("arch", [
-    "relu",
-    pytest.param("topk", marks=pytest.mark.xfail(strict=True, reason=(
-        "sae/topk.py: an instance with no dead latent gets aux = aux_coefficient * mse in its reported loss "
-        "whenever another instance of the batch has a dead one (e_hat = 0, not a skipped term), so its "
-        "history depends on the chunk; its weights do not"))),
-])
+@pytest.mark.parametrize("arch", ["relu", "topk"])  # topk: the aux term is per instance now (sae/topk.py)
 def test_chunking_does_not_change_an_sae_run(arch):
     """Issue 8 #1: only chunk 0 got the geometric-median b_dec; every chunk must get its own."""
     ref = _run_sae(arch, None)
@@ -279,3 +273,204 @@ def test_lean_optimizer_is_bit_identical_to_torch_fused(name):
     for p, q in zip(a, b):
         assert torch.equal(p, q)
     assert torch.equal(lean.state[a[0]]["exp_avg"], ref.state[b[0]]["exp_avg"])
+
+
+# ---------------------------------------------------------------------- resume, overwrite, lock (issue 8 #2-#4)
+from toymodels.runs import RunFolderError, lock_run_folder, read_json  # noqa: E402
+
+
+def _tiny(n_inst=3, seed=0, p=0.05, kind="relu-output"):
+    return build_model(TMSConfig(5, 2, n_inst, kind=kind), seed=seed), SparseFeatures(5, p, n_inst, seed=1)
+
+
+TINY = dict(steps=20, batch_size=32, quiet=True, checkpoint_every=10, eval_samples=64)
+
+
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        (dict(train=dict(lr=1e-2)), "train.lr"),
+        (dict(train=dict(batch_size=16)), "train.batch_size"),
+        (dict(seed=1), "model.seed"),
+        (dict(p=0.1), "data.feature_probability"),
+        (dict(kind="linear"), "model.kind"),
+    ],
+)
+def test_resume_refuses_changed_settings(tmp_path, change, field):
+    m, s = _tiny()
+    train(m, s, TrainConfig(**TINY), tmp_path)
+    before = (tmp_path / "config.json").read_text()
+    kw = {k: v for k, v in change.items() if k != "train"}
+    m2, s2 = _tiny(**kw)
+    with pytest.raises(RunFolderError, match=field.replace(".", r"\.")) as err:
+        train(m2, s2, TrainConfig(**{**TINY, "steps": 40, **change.get("train", {})}), tmp_path, resume=True)
+    assert "\n" not in str(err.value) and "checkpoint.pt" in str(err.value)
+    assert (tmp_path / "config.json").read_text() == before  # nothing rewritten
+
+
+def test_resume_with_more_steps_continues_the_run(tmp_path):
+    """More steps is the one change resume accepts: it continues the same stream (killed and
+    resumed again, it gives exactly the uninterrupted continuation)."""
+    for name in ("a", "b"):
+        train(*_tiny(), TrainConfig(**TINY), tmp_path / name)
+    m, s = _tiny()
+    r = train(m, s, TrainConfig(**{**TINY, "steps": 30}), tmp_path / "a", resume=True)
+    first = read_json(tmp_path / "b" / "history.json")
+    assert r.history[: len(first)] == first and r.history[-1]["step"] == 30
+    assert read_json(tmp_path / "a" / "config.json")["train"]["steps"] == 30
+    m2, s2 = _tiny()
+    r2 = train(m2, s2, TrainConfig(**{**TINY, "steps": 30}), tmp_path / "b", resume=True)
+    assert torch.equal(m.W_IMN, m2.W_IMN) and torch.equal(r.final_loss, r2.final_loss)
+
+
+def test_resume_with_fewer_steps_refuses(tmp_path):
+    m, s = _tiny()
+    train(m, s, TrainConfig(**TINY), tmp_path)
+    with pytest.raises(RunFolderError, match=r"step 20 but steps = 10"):
+        train(*_tiny(), TrainConfig(**{**TINY, "steps": 10}), tmp_path, resume=True)
+    r = train(*_tiny(), TrainConfig(**TINY), tmp_path, resume=True)  # same steps: a no-op resume
+    assert r.history[-1]["step"] == 20
+
+
+def test_resume_without_a_checkpoint_says_so(tmp_path):
+    with pytest.raises(RunFolderError, match="nothing to resume"):
+        train(*_tiny(), TrainConfig(**TINY), tmp_path, resume=True)
+    train(*_tiny(), TrainConfig(**{**TINY, "checkpoint_every": 0}), tmp_path / "b")
+    with pytest.raises(RunFolderError, match="no checkpoint.pt"):
+        train(*_tiny(), TrainConfig(**{**TINY, "checkpoint_every": 0}), tmp_path / "b", resume=True)
+
+
+def test_chunked_resume_without_its_chunk_flag_keeps_the_chunking(tmp_path):
+    """Resuming a chunked run without max_instances_per_chunk used to retrain from scratch
+    in one chunk and leave stale checkpoint-*.pt behind."""
+    chunked = TrainConfig(**{**TINY, "max_instances_per_chunk": 2})
+    m, s = _tiny()
+    train(m, s, chunked, tmp_path)
+    m2, s2 = _tiny()
+    r = train(m2, s2, TrainConfig(**{**TINY, "steps": 30}), tmp_path, resume=True)
+    assert r.chunks == 2 and not (tmp_path / "checkpoint.pt").exists()
+    assert all(torch.load(p, weights_only=True)["step"] == 30 for p in tmp_path.glob("checkpoint-*.pt"))
+    m_ref, s_ref = _tiny()
+    train(m_ref, s_ref, chunked, tmp_path / "ref")
+    r_ref = train(*_tiny(), TrainConfig(**{**chunked.__dict__, "steps": 30}), tmp_path / "ref", resume=True)
+    assert torch.equal(m2.W_IMN, r_ref.model.W_IMN) and torch.equal(r.final_loss, r_ref.final_loss)
+
+
+def test_a_folder_holding_a_run_is_not_overwritten(tmp_path):
+    m, s = _tiny()
+    train(m, s, TrainConfig(**{**TINY, "max_instances_per_chunk": 2}), tmp_path)
+    weights = (tmp_path / "model.safetensors").read_bytes()
+    config = (tmp_path / "config.json").read_text()
+    with pytest.raises(RunFolderError, match="already holds a run") as err:
+        train(*_tiny(kind="linear"), TrainConfig(**TINY), tmp_path)
+    assert "\n" not in str(err.value) and "overwrite" in str(err.value)
+    assert (tmp_path / "model.safetensors").read_bytes() == weights and (tmp_path / "config.json").read_text() == config
+    (tmp_path / "notes.txt").write_text("mine")
+    m2, s2 = _tiny(kind="linear")
+    train(m2, s2, TrainConfig(**TINY), tmp_path, overwrite=True)
+    assert not list(tmp_path.glob("checkpoint-*.pt"))  # the old run's files are gone
+    assert (tmp_path / "notes.txt").read_text() == "mine"  # other files are left alone
+    assert type(load_model(tmp_path)).__name__ == "Linear" and torch.equal(load_model(tmp_path).W_IMN, m2.W_IMN)
+
+
+def test_a_diverging_run_does_not_relabel_old_weights(tmp_path):
+    """A diverging run used to replace only config.json, so load_model gave the old weights under the new spec."""
+    m, s = _tiny()
+    train(m, s, TrainConfig(**TINY), tmp_path)
+    config = (tmp_path / "config.json").read_text()
+    bad, s2 = _tiny(kind="linear")
+    bad.W_IMN.data.fill_(float("nan"))
+    with pytest.raises(RunFolderError):
+        train(bad, s2, TrainConfig(**TINY), tmp_path)
+    assert (tmp_path / "config.json").read_text() == config
+    bad.W_IMN.data.fill_(float("nan"))
+    with pytest.raises(TrainingDiverged):
+        train(bad, s2, TrainConfig(**TINY), tmp_path, overwrite=True)
+    assert not (tmp_path / "model.safetensors").exists()  # no old weights under the new config
+
+
+def test_a_locked_folder_is_refused(tmp_path):
+    import fcntl
+    import os
+
+    tmp_path.mkdir(exist_ok=True)
+    fd = os.open(tmp_path / ".lock", os.O_RDWR | os.O_CREAT)  # another "process" holding the folder
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        with pytest.raises(RunFolderError, match="another run is using this folder"):
+            train(*_tiny(), TrainConfig(**TINY), tmp_path)
+        assert not (tmp_path / "config.json").exists()
+    finally:
+        os.close(fd)
+    with lock_run_folder(tmp_path):  # re-entrant in one process: a CLI may hold it around train()
+        train(*_tiny(), TrainConfig(**TINY), tmp_path)
+
+
+def test_resume_and_overwrite_exclude_each_other(tmp_path):
+    with pytest.raises(ValueError, match="resume and overwrite"):
+        train(*_tiny(), TrainConfig(**TINY), tmp_path, resume=True, overwrite=True)
+
+
+def test_old_or_other_device_checkpoints_are_refused(tmp_path):
+    train(*_tiny(), TrainConfig(**TINY), tmp_path)
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    torch.save({**state, "device": "cuda"}, tmp_path / "checkpoint.pt")
+    with pytest.raises(RunFolderError, match="saved on cuda and cannot continue on cpu"):
+        train(*_tiny(), TrainConfig(**TINY), tmp_path, resume=True)
+    torch.save({k: v for k, v in state.items() if k != "run"}, tmp_path / "checkpoint.pt")
+    with pytest.raises(RunFolderError, match="older toymodels"):
+        train(*_tiny(), TrainConfig(**TINY), tmp_path, resume=True)
+
+
+@pytest.mark.parametrize("content", [b"", b"garbage that is not a checkpoint", "truncate"])
+def test_damaged_checkpoint_is_one_line(tmp_path, content):
+    train(*_tiny(), TrainConfig(**TINY), tmp_path)
+    path = tmp_path / "checkpoint.pt"
+    path.write_bytes(path.read_bytes()[:300] if content == "truncate" else content)
+    with pytest.raises(RunFolderError, match="checkpoint.pt") as err:
+        train(*_tiny(), TrainConfig(**TINY), tmp_path, resume=True)
+    assert "\n" not in str(err.value)
+
+
+# ---------------------------------------------------------------------- memory (issue 8 #7)
+def test_a_batch_that_cannot_fit_names_batch_size(tmp_path, monkeypatch):
+    monkeypatch.setattr(T, "available_memory_bytes", lambda device: 2 * T.bytes_per_instance(_tiny()[0], 1000))
+    with pytest.raises(ValueError, match=r"batch_size = 100000 does not fit.*--batch-size\) to at most about") as err:
+        train(*_tiny(), TrainConfig(**{**TINY, "batch_size": 100000}), tmp_path / "run")
+    assert "\n" not in str(err.value)
+    assert not (tmp_path / "run").exists()  # refused before any work
+
+
+def test_evaluation_is_chunked_and_equal(monkeypatch):
+    """The final evaluation runs a few instances at a time when memory is short (it used to
+    allocate every instance's activations at once) and gives the same losses."""
+    m, s = _tiny(n_inst=5)
+    m_state = {k: v.clone() for k, v in m.state_dict().items()}
+    full = T.evaluate(m, s, 500, 128)
+    s2 = SparseFeatures(5, 0.05, 5, seed=1)
+    parts = T.evaluate(m, s2, 500, 128, max_instances=2)
+    torch.testing.assert_close(parts, full, rtol=1e-6, atol=0)
+    assert torch.equal(s.sample(3), s2.sample(3))  # the source ends in the same state
+    per = T.bytes_per_instance(m, T.EVAL_BATCH)
+    monkeypatch.setattr(T, "available_memory_bytes", lambda device: int(2 * per * 2.5))
+    assert T.eval_plan(m, TrainConfig(), torch.device("cpu")) == (T.EVAL_BATCH, 2)
+    assert m_state.keys() == m.state_dict().keys()
+
+
+# ---------------------------------------------------------------------- divergence (issue 8 #8)
+def test_divergence_in_a_chunk_names_the_model_instance():
+    m, s = _tiny(n_inst=4)
+    m.W_IMN.data[3].fill_(float("nan"))
+    with pytest.raises(TrainingDiverged) as err:
+        train(m, s, TrainConfig(**{**TINY, "max_instances_per_chunk": 2}))
+    assert err.value.instances == [3] and "[3]" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_non_convergence_is_reported():
+    m, s = _tiny(n_inst=2)
+    r = train(m, s, TrainConfig(steps=60, batch_size=64, lr=1e6, quiet=True, eval_samples=256))
+    assert (r.final_loss > 1e10).all() and torch.isfinite(r.final_loss).all()  # no NaN: the guard is silent
+    assert r.metrics["non_converged_instances"] == [0, 1] and r.metrics["converged"] == [False, False]
+    m, s = _tiny(n_inst=2)
+    r = train(m, s, TrainConfig(steps=60, batch_size=64, quiet=True, eval_samples=256))
+    assert r.metrics["non_converged_instances"] == [] and r.converged.tolist() == [True, True]

@@ -159,23 +159,22 @@ class TrainResult:
     metrics: dict[str, Any] = field(default_factory=dict)
     converged: torch.Tensor | None = None
     """(I,) bool: False where the final loss is not finite or more than
-    ``NONCONVERGENCE_FACTOR`` times the first logged loss (see :func:`converged_instances`)."""
+    ``NONCONVERGENCE_FACTOR`` times the loss at initialisation (see :func:`converged_instances`)."""
+    initial_loss: torch.Tensor | None = None
+    """(I,) the training loss of the first step (the initial weights on the first batch)."""
 
 
 NONCONVERGENCE_FACTOR = 10.0
-"""An instance whose final loss exceeds this multiple of its first logged loss did not converge."""
+"""An instance whose final loss exceeds this multiple of its initial loss did not converge."""
 
 
-def converged_instances(first_loss: torch.Tensor | None, final_loss: torch.Tensor) -> torch.Tensor:
+def converged_instances(initial_loss: torch.Tensor | None, final_loss: torch.Tensor) -> torch.Tensor:
     """(I,) bool: the final loss is finite and at most ``NONCONVERGENCE_FACTOR`` times the
-    first logged training loss (a run whose loss grew tenfold — a learning rate far too
-    large — did not converge, even when nothing became NaN)."""
+    training loss of the first step, taken at the initial weights (a run whose loss grew
+    tenfold — a learning rate far too large — did not converge, even with nothing NaN)."""
     ok = torch.isfinite(final_loss)
-    if first_loss is not None:
-        first = first_loss.to(final_loss.dtype)
-        grew = final_loss > NONCONVERGENCE_FACTOR * first.abs()
-        ok &= ~grew | ~torch.isfinite(first)  # a NaN first loss says nothing
-        ok &= torch.isfinite(first) | ok
+    if initial_loss is not None:
+        ok &= ~(final_loss > NONCONVERGENCE_FACTOR * initial_loss.to(final_loss.dtype).abs())
     return ok
 
 
@@ -495,19 +494,20 @@ def _train_chunk(
     bar: Any,
     record: dict[str, Any],
     chunk: _Chunk,
-) -> tuple[list[dict[str, Any]], float]:
+) -> tuple[list[dict[str, Any]], float, torch.Tensor | None]:
     params = [p for p in model.parameters() if p.requires_grad]
     opt = make_optimizer(params, config)
     if isinstance(model, AttachesOptimizer):  # e.g. an SAE resetting the Adam moments of resampled latents
         model.attach_optimizer(opt)
     hooks = _Hooks.of(model)
     dev = _device_of(model)
-    step0, history, good_step = 0, [], None
+    step0, history, good_step, initial = 0, [], None, None
     if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         source.set_state(rng_state_to_cpu(state["rng"]))
         step0, history, good_step = int(state["step"]), list(state["history"]), int(state["step"])
+        initial = state.get("initial_loss")
         bar.update(step0)
     # Data for steps [j·k, (j+1)·k) is drawn in one call at the block's start; a checkpoint
     # stores the RNG state from before the block holding its next step, so resume redraws
@@ -531,6 +531,8 @@ def _train_chunk(
         off = (step - block_idx * k) * config.batch_size
         x = block[:, off : off + config.batch_size] if k > 1 else block
         loss = optimizer_step(model, opt, x, step, params, hooks)
+        if step == 0:
+            initial = loss.detach().float().cpu()
         done = step + 1
         if done % config.log_every == 0 or done == config.steps:
             loss_cpu = loss.detach().float().cpu()
@@ -548,6 +550,7 @@ def _train_chunk(
                 "optimizer": opt.state_dict(),
                 "rng": source.get_state() if done % k == 0 or done == config.steps else block_state,
                 "history": history,
+                "initial_loss": initial,
                 "run": record,
                 "chunk": chunk.record(),
                 "device": dev.type,
@@ -555,7 +558,7 @@ def _train_chunk(
             good_step = done
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
-    return history, time.perf_counter() - t0
+    return history, time.perf_counter() - t0, initial
 
 
 def _resume_states(
@@ -688,7 +691,7 @@ def _train_chunks(
             f"{type(source).__name__} has none"
         )
     k = prefetch_steps(source, config)  # from the whole source: the same blocks in every chunking
-    histories, losses, seconds = [], [], 0.0
+    histories, losses, initials, seconds = [], [], [], 0.0
     # A shared source (1 instance) is rewound for every chunk, so each chunk sees the batches
     # an unchunked run would; a per-instance source is split with subset(), which keeps each
     # instance's own stream (chunking must not change any instance's result).
@@ -708,8 +711,9 @@ def _train_chunks(
                 else:
                     sub_source = source.subset(idx)
                 bar.reset()
-            hist, secs = _train_chunk(sub_model, sub_source, config, ckpt, states.pop(c, None), k, bar, record, chunk)
+            hist, secs, initial = _train_chunk(sub_model, sub_source, config, ckpt, states.pop(c, None), k, bar, record, chunk)
             histories.append(hist)
+            initials.append(initial)
             seconds += secs
             # Evaluated chunk by chunk, right after training it, on the chunk's own stream.
             losses.append(evaluate(sub_model, sub_source, config.eval_samples, *eval_sizes).float().cpu())
@@ -718,8 +722,8 @@ def _train_chunks(
                 del sub_model
     history = _merge_histories(histories)
     final = torch.cat(losses)
-    first = torch.tensor(history[0]["loss"], dtype=torch.float32) if history else None
-    ok = converged_instances(first, final)
+    initial = torch.cat(initials) if all(i is not None for i in initials) else None
+    ok = converged_instances(initial, final)
     result = TrainResult(
         model=model,
         final_loss=final,
@@ -729,6 +733,7 @@ def _train_chunks(
         device=str(dev),
         chunks=len(starts),
         converged=ok,
+        initial_loss=initial,
     )
     result.metrics = {
         "loss": result.final_loss.tolist(),
