@@ -23,7 +23,6 @@ import torch
 
 from toymodels._validate import check_choice, check_float
 from toymodels._validate import check_int as _check_int
-from toymodels.device import derive_seed
 
 from .registry import Context, Result, claim, holds_if
 
@@ -249,12 +248,6 @@ def squeeze_monotone_from(embedding: Any, component: Any) -> float:
 # ============================================================================= claims
 
 
-def _rng(ctx: Context, key: str) -> np.random.Generator:
-    """The check's numpy generator, reproducible across processes (``Context.rng`` hashes its keys
-    with Python's salted ``hash``, so its draws change from one interpreter to the next)."""
-    return np.random.default_rng(derive_seed(ctx.seed, key))
-
-
 @claim(
     "linalg.change_of_basis",
     status="proven",
@@ -265,7 +258,7 @@ def _rng(ctx: Context, key: str) -> np.random.Generator:
     source="Seed 002 (comment on 'Stochastic Parameter Decomposition').",
 )
 def _check_change_of_basis(ctx: Context) -> Result:
-    rng = _rng(ctx, "change_of_basis")
+    rng = ctx.rng("linalg", "change_of_basis")
     n_cases = ctx.pick(20, 300, 3000)
     worst = {"sum": 0.0, "rank": 0.0, "image": 0.0, "reads_off": 0.0, "basis": 0.0}
     for i in range(n_cases):
@@ -350,7 +343,7 @@ def _check_truth_like_directions(ctx: Context) -> Result:
         conv[d] = len(found)
         all_ok &= len(found) == 2 * 2**d and all(len(set(np.abs(w))) == 1 for w in found)
     # Random Gaussian directions separate every fact but are not truth-like (unequal confidence).
-    rng = _rng(ctx, "truth")
+    rng = ctx.rng("linalg", "truth")
     gauss_tl = sum(is_truth_like(rng.normal(size=5), signed_one_hot_facts(5)) for _ in range(200))
     all_ok &= gauss_tl == 0
     return Result(
@@ -373,7 +366,7 @@ def _check_truth_like_directions(ctx: Context) -> Result:
     source="Seed 000 (comment on 'Mapping the semantic void II').",
 )
 def _check_layernorm_squeeze(ctx: Context) -> Result:
-    rng = _rng(ctx, "squeeze")
+    rng = ctx.rng("linalg", "squeeze")
     n_cases = ctx.pick(10, 200, 2000)
     cs = np.concatenate([[0.0], np.geomspace(1e-3, 1e6, ctx.pick(60, 200, 400))])
     worst = {"ln_vs_torch": 0.0, "share_vs_closed_form": 0.0, "increase_after_cstar": 0.0, "c_share_limit": 0.0}
