@@ -107,6 +107,11 @@ class Pattern:
         return v.new_zeros(self.n_cols).index_add_(0, self.cols, v)
 
 
+def _saved(ctx, g: torch.Tensor) -> tuple:
+    """In a backward: (the saved tensors..., the pattern, the incoming gradient made contiguous)."""
+    return (*ctx.saved_tensors, ctx.pattern, g.contiguous())
+
+
 class SparseDecode(torch.autograd.Function):
     """x̂ = S W for the sparse code S (values ``v`` on ``pattern``): (R, D) from W (C, D)."""
 
@@ -118,12 +123,9 @@ class SparseDecode(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, g: torch.Tensor):
-        v, W = ctx.saved_tensors
-        p: Pattern = ctx.pattern
-        g = g.contiguous()
-        gv = p.dot(g, W) if ctx.needs_input_grad[0] else None
-        gW = p.scatter_cols(v, g) if ctx.needs_input_grad[1] else None
-        return gv, gW, None
+        v, W, p, g = _saved(ctx, g)
+        need_v, need_W, _ = ctx.needs_input_grad
+        return (p.dot(g, W) if need_v else None), (p.scatter_cols(v, g) if need_W else None), None
 
 
 class SparseLinearAt(torch.autograd.Function):
@@ -138,13 +140,11 @@ class SparseLinearAt(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, gv: torch.Tensor):
-        A, B = ctx.saved_tensors
-        p: Pattern = ctx.pattern
-        gv = gv.contiguous()
-        gA = p.gather_rows(gv, B) if ctx.needs_input_grad[1] else None
-        gB = p.scatter_cols(gv, A) if ctx.needs_input_grad[2] else None
-        gbias = p.sum_cols(gv) if ctx.needs_input_grad[3] else None
-        return None, gA, gB, gbias, None
+        A, B, p, gv = _saved(ctx, gv)
+        _, need_A, need_B, need_bias, _ = ctx.needs_input_grad
+        gA = p.gather_rows(gv, B) if need_A else None
+        gB = p.scatter_cols(gv, A) if need_B else None
+        return None, gA, gB, (p.sum_cols(gv) if need_bias else None), None
 
 
 def sparse_decode(v: torch.Tensor, W: torch.Tensor, pattern: Pattern) -> torch.Tensor:
