@@ -33,15 +33,6 @@ def check_seed(name: str, value: Any) -> int:
     return check_int(name, value, 0, SEED_MAX)
 
 
-def check_batch(name: str, x: Any) -> None:
-    """A batch tensor with at least one sample along its batch axis (dim -2): an empty batch
-    raises instead of producing a NaN loss or a division by zero."""
-    if not isinstance(x, torch.Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if x.ndim >= 2 and x.shape[-2] == 0:
-        raise ValueError(f"{name} is an empty batch (shape {tuple(x.shape)}); give at least one sample")
-
-
 def check_float(
     name: str,
     value: Any,
@@ -74,10 +65,6 @@ def check_positive(name: str, value: Any) -> float:
 
 def check_nonneg(name: str, value: Any) -> float:
     return check_float(name, value, 0.0, math.inf, hi_open=True)
-
-
-def check_prob(name: str, value: Any) -> float:
-    return check_float(name, value, 0.0, 1.0)
 
 
 def check_choice(name: str, value: Any, choices: Iterable[str]) -> str:

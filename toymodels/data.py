@@ -89,8 +89,10 @@ class Source:
 
     @property
     def shared(self) -> bool:
-        """True when one stream feeds every instance (then a chunked trainer rewinds it for
-        each chunk, so every chunk sees the batches of an unchunked run)."""
+        """True when one stream feeds every instance (an ``n_instances = 1`` source, or toy-model
+        activations of shared features). For chunked training, a source with
+        ``n_instances == 1`` is rewound for every chunk; any other is split with
+        :meth:`subset`, which keeps each instance's data exactly."""
         return not self.per_instance
 
     def sample(self, batch_size: int) -> torch.Tensor:  # pragma: no cover - abstract
