@@ -5,6 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import theory.metrics as M
 from theory.metrics import EXAMPLE, chinchilla_symbolic, scipy_optimal_loss
 from theory.registry import CLAIMS, Context, run_claim
 from toymodels.metrics import (
@@ -103,3 +104,11 @@ def test_registered_check_holds_at_tiny_budget():
     assert rec.observed["loss_recovered"] == pytest.approx(10 / 11, abs=1e-12)
     assert rec.observed["compute_fraction"] == pytest.approx(8.4e-5, abs=0.05e-5)
     assert rec.observed["frontier_rel_err"] <= 1e-9
+
+
+def test_registered_check_fails_on_a_wrong_exponent(monkeypatch):
+    """Negative control: γ off by 1% breaks the symbolic match and the worked example."""
+    real = M.chinchilla_gamma
+    monkeypatch.setattr(M, "chinchilla_gamma", lambda *a, **k: 1.01 * real(*a, **k))
+    rec = run_claim(CLAIMS["metrics.loss_recovered_vs_compute"], Context(budget="tiny"))
+    assert rec.verdict == "fails" and "check raised" not in rec.detail, rec.detail

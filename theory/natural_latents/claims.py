@@ -26,12 +26,19 @@ resampling Λ from P[Λ|X1] gives I(Γ;X1|X2) > 9·max(I(Λ;X1|X2), I(Λ;X2|X1))
 ``search_kl_resampling`` and rounded to 3 significant digits."""
 
 
-KL_RESAMPLING_ALL_ERRORS_COUNTEREXAMPLE = np.array([
-    1.2979836910491683e-12, 1.0294831822213263e-14, 0.9999999793882742, 1.0000000008323437e-14,
-    5.313691501835375e-10, 1.0956165638289776e-08, 8.58958276941426e-09, 5.332899767389729e-10]).reshape(2, 2, 2)
-"""A binary joint (axes X1, X2, Λ; every entry > 0) with all three errors I(X1;X2|Λ), I(Λ;X1|X2),
-I(Λ;X2|X1) <= 1e-8 where resampling Λ from P[Λ|X1] gives I(Γ;X1|X2) = 9.63·max(errors): found by
-``search_kl_resampling_all_errors`` at target eps 1e-8 (seed 0); re-checked at 50 digits in the tests."""
+KL_RESAMPLING_ALL_ERRORS_COUNTEREXAMPLES = {
+    "binary eps~1e-8": np.array([
+        1.2979836910491683e-12, 1.0294831822213263e-14, 0.9999999793882742, 1.0000000008323437e-14,
+        5.313691501835375e-10, 1.0956165638289776e-08, 8.58958276941426e-09, 5.332899767389729e-10]).reshape(2, 2, 2),
+    "ternary X1 eps~1e-5": np.array([
+        1e-14, 0.4999901425827425, 1e-14, 1e-14, 1e-14, 1e-14, 0.49999019431354236, 1e-14,
+        4.5368228457653456e-07, 9.37786992095726e-06, 9.377869174923963e-06, 4.5368227476287087e-07]).reshape(3, 2, 2),
+}
+"""Joints (axes X1, X2, Λ; every entry > 0) with all three errors I(X1;X2|Λ), I(Λ;X1|X2),
+I(Λ;X2|X1) <= eps where resampling Λ from P[Λ|X1] gives I(Γ;X1|X2) > 9·max(errors): ratio 9.63 with
+binary X1 at eps <= 1e-8, and 11.0 with ternary X1 at eps <= 1e-5 (X1's third value is rare and Λ is
+nearly X2's parity there). Found by ``search_kl_resampling_all_errors`` (seeds 0 and 3); re-checked at
+50 digits in the tests."""
 
 
 def _random_shape(rng: np.random.Generator, ndim: int, hi: int) -> tuple[int, ...]:
@@ -412,20 +419,20 @@ def _check_js_resampling(ctx: Context) -> Result:
            "the all-errors variant asked by this project's audit (issue 9)",
 )
 def _check_kl_resampling_all_errors(ctx: Context) -> Result:
-    P = KL_RESAMPLING_ALL_ERRORS_COUNTEREXAMPLE
-    r = kl_resampling_errors(P)
-    med = mediation_error(P)
-    eps = max(med, r["red1"], r["red2"])
-    if P.min() <= 0 or abs(redundancy_kl(resample_latent(P, 1), 1) - r["resampled"]) > 1e-15:
-        raise RuntimeError("pinned all-errors joint inconsistent (not positive, or KL and information forms disagree)")
-    pinned_ratio = r["resampled"] / eps
-    targets = ctx.pick((1e-4,), (1e-4, 1e-6, 1e-8), (1e-4, 1e-5, 1e-6, 1e-7, 1e-8, 1e-9, 1e-10))
-    shapes = ctx.pick(((2, 2, 2),), ((2, 2, 2),), ((2, 2, 2), (2, 2, 3), (3, 2, 2), (3, 3, 2)))
+    pinned = {}
+    for name, P in KL_RESAMPLING_ALL_ERRORS_COUNTEREXAMPLES.items():
+        r = kl_resampling_errors(P)
+        if P.min() <= 0 or abs(redundancy_kl(resample_latent(P, 1), 1) - r["resampled"]) > 1e-15:
+            raise RuntimeError(f"pinned joint {name} inconsistent (not positive, or KL and information forms disagree)")
+        eps = max(mediation_error(P), r["red1"], r["red2"])
+        pinned[name] = {"eps": eps, "ratio": r["resampled"] / eps}
+    targets = ctx.pick((1e-4,), (1e-3, 1e-4, 1e-5), (1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8, 1e-9, 1e-10))
+    shapes = ctx.pick(((3, 2, 2),), ((3, 2, 2),), ((2, 2, 2), (3, 2, 2), (2, 2, 3), (4, 2, 2), (3, 3, 2)))
     seed = int(ctx.rng("natural_latents.kl_resampling_all_errors").integers(2**31))
     per_eps: dict[float, float] = {}
     worst: dict[str, Any] = {"ratio": -math.inf}
     for shape in shapes:
-        found = search_kl_resampling_all_errors(targets, shape, n_starts=ctx.pick(1, 4, 8), seed=seed,
+        found = search_kl_resampling_all_errors(targets, shape, n_starts=ctx.pick(1, 3, 12), seed=seed,
                                                 max_iter=ctx.pick(60, 300, 600))
         for t, f in found.items():
             if f["in_band"]:
@@ -433,18 +440,18 @@ def _check_kl_resampling_all_errors(ctx: Context) -> Result:
                 if f["ratio"] > worst["ratio"]:
                     worst = {**f, "shape": shape}
     crossed = sorted(t for t, v in per_eps.items() if v > 9)
-    refuted = pinned_ratio > 9 or bool(crossed)
+    refuted = any(v["ratio"] > 9 for v in pinned.values()) or bool(crossed)
     observed = {f"search eps~{t:g}": round(v, 3) for t, v in sorted(per_eps.items(), reverse=True)}
-    observed["pinned"] = round(pinned_ratio, 3)
+    observed.update({f"pinned {k}": round(v["ratio"], 3) for k, v in pinned.items()})
     detail = (f"worst I(Γ;X1|X2)/max(all three errors) found by L-BFGS over softmax logits (entries >= 1e-14, "
               f"continuation from larger eps), shapes {list(shapes)}, per eps target: "
               + ", ".join(f"{t:g}: {v:.3f}" for t, v in sorted(per_eps.items(), reverse=True))
-              + (f"; the ratio rises by {(per_eps[min(per_eps)] - per_eps[max(per_eps)]) / math.log10(max(per_eps) / min(per_eps)):.2f} "
-                 f"per decade of eps" if len(per_eps) > 1 else "")
-              + "; 9 is "
-              + (f"crossed at eps <= {max(crossed):g}" if crossed else "not crossed at these eps")
+              + "; 9 is " + (f"crossed at eps <= {max(crossed):g}" if crossed else "not crossed by this search")
               + (f" (worst {worst['ratio']:.3f}, shape {worst['shape']}, errors med {worst['med']:.3g}, "
                  f"red1 {worst['red1']:.3g}, red2 {worst['red2']:.3g})" if per_eps else "")
-              + f". Pinned joint {_fmt(P, 6)}: I(X1;X2|Λ) = {med:.4e}, I(Λ;X1|X2) = {r['red1']:.4e}, "
-              f"I(Λ;X2|X1) = {r['red2']:.4e}, I(Γ;X1|X2) = {r['resampled']:.4e}, ratio {pinned_ratio:.3f}")
+              + ". Pinned joints (checked at 50 digits in the tests): "
+              + "; ".join(f"{k}: max error {v['eps']:.3g}, ratio {v['ratio']:.3f}" for k, v in pinned.items())
+              + ". Recorded runs of this search (more starts): with binary X1 the worst ratio rises about 0.93 per decade of eps (5.93, 7.80, 9.63, 10.52 "
+              "at 1e-4, 1e-6, 1e-8, 1e-9); a ternary X1 crosses 9 near eps 1e-4 (7.31, 9.19, 11.01, 12.80 at 1e-3 .. "
+              "1e-6), and 4- or 5-valued X1 or a larger X2 or Λ found no more")
     return Result("counterexample" if refuted else "open", "ratio <= 9", observed, 9.0, detail)
