@@ -238,6 +238,8 @@ class SAE(nn.Module):
 
     def _maybe_init_from_data(self, x: torch.Tensor) -> None:
         """b_dec from this batch for every instance that has neither stepped nor been initialised."""
+        if bool(self._data_initialised_I.all()):  # a CPU flag: no device sync on later steps
+            return
         need = ~self._data_initialised_I & (self.step_count_I.cpu() == 0)
         if bool(need.any()):
             self.init_from_data(x, need)
