@@ -7,6 +7,10 @@
 (c) The law of t = <u, v>: histogram vs the exact density ((1+t)/2 ~ Beta((d-1)/2, (d-1)/2)).
 (d) How much the JL figure overstates the typical interference: sqrt(8 ln m), and by how much
     sqrt(4 ln m / d) overestimates the exact-tail median of the largest |cos|.
+(e) Reading k active features out of m by dot products (threshold 1/2): the per-feature error
+    rate against k/d (simulated) and Phi_bar(sqrt(d/(4k))) — a function of k/d alone.
+(f) The fraction of random frames read without a single error against k, with the predicted
+    capacity (expected errors = ln 2) and the post's d/(8 ln m), its leading order.
 """
 from __future__ import annotations
 
@@ -27,21 +31,28 @@ from theory.interference import (
     max_coherence_median,
     pairwise_cosines,
     random_unit_vectors,
+    readout_capacity,
+    readout_capacity_asymptotic,
+    readout_expected_errors,
     rms_interference,
     sample_inner_products,
+    simulate_readout,
     welch_bound,
 )
 from toymodels.device import derive_seed, make_generator
 
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": dict(d_values=(16, 64, 256), m_fixed=64, m_values=(8, 32, 128), d_fixed=64, min_trials=4,
-                 max_trials=16, flops=3e7, hist_d=(3, 16), hist_n=5_000, seed=0),
+                 max_trials=16, flops=3e7, hist_d=(3, 16), hist_n=5_000, readout_d=(32, 64), readout_m=(64, 256),
+                 readout_trials=30, seed=0),
     "quick": dict(d_values=(8, 16, 32, 64, 128, 256, 512, 1024), m_fixed=256,
                   m_values=(4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048), d_fixed=256, min_trials=12,
-                  max_trials=200, flops=1.5e9, hist_d=(3, 16, 128), hist_n=200_000, seed=0),
+                  max_trials=200, flops=1.5e9, hist_d=(3, 16, 128), hist_n=200_000, readout_d=(64, 256),
+                  readout_m=(256, 4096), readout_trials=300, seed=0),
     "full": dict(d_values=(4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096), m_fixed=512,
                  m_values=(4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096), d_fixed=256, min_trials=50,
-                 max_trials=1000, flops=5e10, hist_d=(3, 16, 128, 1024), hist_n=2_000_000, seed=0),
+                 max_trials=1000, flops=5e10, hist_d=(3, 16, 128, 1024), hist_n=2_000_000, readout_d=(64, 256, 1024),
+                 readout_m=(256, 4096, 16384), readout_trials=1000, seed=0),
 }
 
 
@@ -76,7 +87,7 @@ def make(cfg: dict[str, Any], out_dir: Path, device: torch.device) -> list[Path]
     sims_d = [_simulate(m0, d, cfg, device) for d in ds]
     sims_m = [_simulate(m, d0, cfg, device) for m in ms]
 
-    fig, axes = plt.subplots(2, 2, figsize=(11, 8.5))
+    fig, axes = plt.subplots(2, 3, figsize=(16, 8.5))
     ax = axes[0, 0]
     dd = np.geomspace(min(ds), max(ds), 100)
     ax.plot(ds, [s["rms"] for s in sims_d], "s", color="C0", ms=5, label="MC RMS cos")
@@ -134,6 +145,43 @@ def make(cfg: dict[str, Any], out_dir: Path, device: torch.device) -> list[Path]
     h2, l2 = ax2.get_legend_handles_labels()
     ax.legend(h1 + h2, l1 + l2, fontsize=7, loc="center right")
 
-    fig.suptitle("Interference of random unit directions: typical (RMS) vs worst-case (max |cos|)")
+    _readout_panels(axes[0, 2], axes[1, 2], cfg, device)
+
+    fig.suptitle("Interference of random unit directions: typical (RMS) vs worst-case (max |cos|), and what it costs")
     fig.tight_layout()
     return [savefig(fig, out_dir, "fig05_interference")]
+
+
+def _readout_panels(ax_rate, ax_free, cfg: dict[str, Any], device: torch.device) -> None:
+    """(e) per-feature readout error rate vs k/d; (f) error-free fraction vs k, with capacities."""
+    trials, ds, ms = cfg["readout_trials"], cfg["readout_d"], cfg["readout_m"]
+    m_rate = max(ms)
+    for i, d in enumerate(ds):
+        k_max = min(m_rate - 1, d // 4)
+        sim = simulate_readout(m_rate, d, k_max, trials, seed=cfg["seed"], device=device)
+        ax_rate.plot(sim.k / d, sim.error_rate, "o", ms=3, color=f"C{i}", label=f"simulated, d = {d}, m = {m_rate}")
+    kd = np.linspace(1 / min(ds), 0.25, 200)
+    d_top = max(ds)
+    ax_rate.plot(kd, [readout_expected_errors(m_rate, x * d_top, d_top) / m_rate for x in kd], "k-", lw=1,
+                 label=r"$\bar\Phi(\sqrt{d/4k})$ (any d)")
+    ax_rate.set(yscale="log", xlabel="active features per dimension k/d", ylabel="per-feature error rate",
+                title="(e) readout by dot product, threshold 1/2")
+    ax_rate.set_ylim(bottom=1e-4)
+    ax_rate.legend(fontsize=7)
+
+    d = max(ds)
+    for i, m in enumerate(ms):
+        k_star = readout_capacity(m, d)
+        k_max = min(m - 1, max(3, int(np.ceil(2.5 * k_star))))
+        sim = simulate_readout(m, d, k_max, trials, seed=cfg["seed"], device=device)
+        kk = np.linspace(0.5, k_max, 200)
+        ax_free.plot(sim.k, sim.error_free, "o", ms=4, color=f"C{i}", label=f"simulated, m = {m}")
+        ax_free.plot(kk, [np.exp(-readout_expected_errors(m, k, d)) for k in kk], "-", color=f"C{i}", lw=1)
+        ax_free.axvline(k_star, color=f"C{i}", ls="-", lw=0.8, alpha=0.6)
+        ax_free.axvline(readout_capacity_asymptotic(m, d), color=f"C{i}", ls=":", lw=1.2)
+    ax_free.axhline(0.5, color="grey", lw=0.5)
+    ax_free.plot([], [], "k-", lw=0.8, label="predicted; solid line: capacity")
+    ax_free.plot([], [], "k:", lw=1.2, label=r"post's $d/(8\ln m)$")
+    ax_free.set(xlabel="active features k", ylabel="fraction of frames read without error",
+                title=f"(f) all m features read right, d = {d}")
+    ax_free.legend(fontsize=7)

@@ -448,15 +448,15 @@ def _random_rows(T):
 
 def test_anisotropic_directions_are_less_orthogonal_and_exponent_zero_is_uniform():
     d = 32
-    A = I.anisotropic_unit_vectors(400, d, 1.0, seed=0).double()
-    U = I.anisotropic_unit_vectors(400, d, 0.0, seed=0).double()
+    A = I.anisotropic_unit_vectors(400, d, 1.0, torch.Generator().manual_seed(0)).double()
+    U = I.anisotropic_unit_vectors(400, d, 0.0, torch.Generator().manual_seed(0)).double()
     off = ~torch.eye(400, dtype=torch.bool)
     assert torch.allclose(A.norm(dim=-1), torch.ones(400, dtype=torch.float64))
     assert float((A @ A.T)[off].square().mean()) * d > 2.0  # about 2.4/d
     assert abs(float((U @ U.T)[off].square().mean()) * d - 1) < 0.05
-    assert I.anisotropic_unit_vectors(3, 4, 1.0, batch=(2, 5), seed=1).shape == (2, 5, 3, 4)
+    assert I.anisotropic_unit_vectors(3, 4, 1.0, torch.Generator(), batch=(2, 5)).shape == (2, 5, 3, 4)
     with pytest.raises(ValueError):
-        I.anisotropic_unit_vectors(3, 4, -1.0)
+        I.anisotropic_unit_vectors(3, 4, -1.0, torch.Generator())
 
 
 def test_decoder_geometry_experiment_rejects_unknown_condition():
@@ -480,7 +480,7 @@ def test_orthogonality_check_holds_for_a_decoder_equal_to_the_truth(monkeypatch)
         (_random_rows, 1.0, "anisotropic_exceeds_random"),  # a random decoder shows no excess
         (lambda T: T, 0.0, "anisotropic_exceeds_random"),  # no anisotropy in the data: no excess
         # a decoder more crowded than its truth: the excess would not be inherited
-        (lambda T: I.anisotropic_unit_vectors(T.shape[1], T.shape[2], 3.0, batch=(T.shape[0],), seed=3),
+        (lambda T: I.anisotropic_unit_vectors(T.shape[1], T.shape[2], 3.0, torch.Generator().manual_seed(3), batch=(T.shape[0],)),
          1.0, "anisotropic_within_truth"),
     ],
 )

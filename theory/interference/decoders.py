@@ -81,7 +81,7 @@ def decoder_geometry_experiment(
     p = expected_l0 / n_features
     g = make_generator(derive_seed(seed, "decoder-geometry-truth"), dev)
     truth = {"isotropic": random_unit_vectors(n_features, d, generator=g)}
-    truth["anisotropic"] = anisotropic_unit_vectors(n_features, d, anisotropy, generator=g)
+    truth["anisotropic"] = anisotropic_unit_vectors(n_features, d, anisotropy, g)
     truth["correlated"] = truth["isotropic"]
     opts = dict(dict_size=dict_size, steps=steps, batch_size=batch_size, lr=lr, seed=seed)
     sweeps: dict[str, Any] = {}

@@ -131,40 +131,28 @@ def random_unit_vectors(
 
 
 def anisotropic_unit_vectors(
-    m: int,
-    d: int,
-    exponent: float,
-    *,
-    batch: tuple[int, ...] = (),
-    generator: torch.Generator | None = None,
-    seed: int = 0,
-    device: str | torch.device = "cpu",
-    dtype: torch.dtype = torch.float32,
+    m: int, d: int, exponent: float, generator: torch.Generator, *, batch: tuple[int, ...] = ()
 ) -> torch.Tensor:
-    """m unit vectors in R^d from an anisotropic law, shaped ``(*batch, m, d)``: u = g / ||g||
-    with g ~ N(0, Sigma), Sigma = Q diag(lambda) Q^T, eigenvalues lambda_i = i^(-exponent)
-    (i = 1..d) in a Haar-random basis Q (:func:`toymodels.linalg.random_orthogonal`, one Q per
-    batch element). ``exponent = 0`` is the uniform law of :func:`random_unit_vectors`.
+    """m unit vectors in R^d from an anisotropic law, shaped ``(*batch, m, d)``, float32 on the
+    generator's device: u = g / ||g|| with g ~ N(0, Sigma), Sigma = Q diag(lambda) Q^T,
+    eigenvalues lambda_i = i^(-exponent) (i = 1..d) in a Haar-random basis Q
+    (:func:`toymodels.linalg.random_orthogonal`, one Q per batch element). ``exponent = 0`` is
+    the uniform law of :func:`random_unit_vectors`.
 
     Such directions crowd into the top eigen-directions, so their cosines are larger than
     random: E t^2 ~ sum lambda^2 / (sum lambda)^2 (1/d for lambda constant; about 2.4/d at
     d = 32, exponent 1). A model of feature directions with structure in the activation space.
     """
-    m, d = _int("m", m, 1), _int("d", d, 1)
-    batch = tuple(_int("batch entry", b, 1) for b in batch)
     exponent = float(exponent)
     if not math.isfinite(exponent) or exponent < 0:
         raise ValueError(f"exponent must be a finite number >= 0, got {exponent!r}")
-    if generator is None:
-        generator = make_generator(_int("seed", seed, 0), resolve_device(device))
-    dev = generator.device
-    scale = torch.arange(1, d + 1, device=dev, dtype=torch.float64) ** (-exponent / 2)  # sqrt(lambda)
-    n = math.prod(batch)
-    Q = torch.stack([random_orthogonal(d, generator=generator, dtype=torch.float64) for _ in range(n)])
-    g = torch.randn(n, m, d, generator=generator, device=dev, dtype=torch.float64) * scale
-    u = g @ Q.transpose(-1, -2)  # rows Q diag(sqrt lambda) z
-    u = u / u.norm(dim=-1, keepdim=True)
-    return u.reshape(*batch, m, d).to(dtype)
+    # a uniform direction z/||z|| mapped by Q diag(sqrt lambda) and renormalised: the norm of z cancels
+    z = random_unit_vectors(m, d, batch=batch, generator=generator, dtype=torch.float64)
+    Q = torch.stack([random_orthogonal(d, generator=generator, dtype=torch.float64)
+                     for _ in range(math.prod(z.shape[:-2]))]).reshape(*z.shape[:-2], d, d)
+    scale = torch.arange(1, d + 1, device=z.device, dtype=torch.float64) ** (-exponent / 2)  # sqrt(lambda)
+    u = (z * scale) @ Q.transpose(-1, -2)
+    return (u / u.norm(dim=-1, keepdim=True)).float()
 
 
 def sample_inner_products(
