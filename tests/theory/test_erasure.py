@@ -25,7 +25,7 @@ from theory.erasure import (
     random_erasure_dataset,
     threshold_accuracy,
 )
-import theory.erasure as E
+import theory.erasure.claims as E
 from theory.registry import CLAIMS, Context, run_claim
 
 KINDS = ("none", "collinear", "wide", "duplicates", "constant", "scales", "weighted")
