@@ -133,7 +133,9 @@ def _run_tms(per_chunk, shared):
     probs = 0.1 if shared else [0.05, 0.3, 0.05, 0.1, 0.3]
     m = build_model(TMSConfig(5, 2, 5), seed=3)
     s = SparseFeatures(5, probs, 1 if shared else 5, seed=4)
-    cfg = TrainConfig(steps=40, batch_size=64, quiet=True, eval_samples=300, log_every=10, max_instances_per_chunk=per_chunk)
+    # prefetch: 4 steps per sampling call for all 5 instances (a chunk must not draw 20 or 10)
+    cfg = TrainConfig(steps=40, batch_size=64, quiet=True, eval_samples=300, log_every=10, max_instances_per_chunk=per_chunk,
+                      prefetch_elements=64 * 5 * (1 if shared else 5) * 4)
     r = train(m, s, cfg)
     return _state(m), r
 
@@ -167,7 +169,8 @@ def _run_sae(arch, per_chunk):
     cfg = SAEConfig(arch=arch, d_model=6, dict_size=12, n_instances=3, b_dec_init="geometric-median", **extra)
     sae = build_sae(cfg, seed=1)
     src = SparseFeatures(10, 0.2, d_embed=6, seed=2)
-    tcfg = TrainConfig(steps=30, batch_size=32, lr=3e-3, quiet=True, eval_samples=128, log_every=5, max_instances_per_chunk=per_chunk)
+    tcfg = TrainConfig(steps=30, batch_size=32, lr=3e-3, quiet=True, eval_samples=128, log_every=5, max_instances_per_chunk=per_chunk,
+                       prefetch_elements=32 * 6 * 3)
     r = train(sae, src, tcfg)
     return _state(sae), r
 
