@@ -409,19 +409,21 @@ class SparseFeatures(Source):
             p3 = self._rows(self._independent_p(n_ind), inst)[:, None, :]  # (A, 1, 1 or n_ind)
             u = self._draw(streams, batch_size, n_ind)
             # keep(v) = v where u < p, else 0: threshold_backward(v, p − u, 0) is one fused
-            # kernel (a bool mask and `where` cost ~20x more on CPU).
+            # kernel (a bool mask and `where` cost ~20x more on CPU). Two (A, B, n) buffers in
+            # all: u becomes v in place, and the result overwrites p − u.
+            t = torch.sub(p3, u)
             one = [self._one_draw[i] for i in inst]
             if all(one):
-                vals = u / p3
+                vals = u.div_(p3)
             else:
                 two = [j for j, o in enumerate(one) if not o]
                 mags = self._magnitudes([streams[j] for j in two], batch_size, n_ind)
                 if len(two) == len(inst):
                     vals = mags
                 else:
-                    vals = u / p3
+                    vals = u.div_(p3)
                     vals[torch.tensor(two, device=self.device)] = mags
-            blocks.append(torch.ops.aten.threshold_backward(vals, p3 - u, 0.0))
+            blocks.append(torch.ops.aten.threshold_backward.grad_input(vals, t, 0.0, grad_input=t))
         return blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=-1)
 
     def _independent_p(self, n_ind: int) -> torch.Tensor:

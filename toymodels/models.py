@@ -248,11 +248,13 @@ class ReLUOutput(_TiedWeights):
         xT = x_IBN.transpose(1, 2)  # (I or 1, N, B), a view
         hT = torch.matmul(W, xT)  # (I, M, B)
         zT = torch.baddbmm(b[:, :, None], W.transpose(1, 2), hT)  # (I, N, B)
-        rT = torch.relu(zT).sub_(xT) if self._relu else zT - xT
+        # Three (I, N, B) buffers in all: z, r, g; σ'(z) masks g into z's buffer, and the
+        # linear model's r overwrites z (each fresh buffer costs about a pass in page faults).
+        rT = torch.relu(zT).sub_(xT) if self._relu else zT.sub_(xT)
         gT = rT * (self.importance[:, :, None] * (2.0 / (bsz * n)))
         loss = torch.linalg.vecdot(gT.flatten(1), rT.flatten(1)) * 0.5
         if self._relu:  # σ'(z): keep g where z > 0 (one fused kernel, no bool mask)
-            gT = torch.ops.aten.threshold_backward(gT, zT, 0.0)
+            gT = torch.ops.aten.threshold_backward.grad_input(gT, zT, 0.0, grad_input=zT)
         gW = torch.bmm(hT, gT.transpose(1, 2))  # (I, M, N)
         gW.baddbmm_(torch.bmm(W, gT), xT.transpose(1, 2).expand(W.shape[0], -1, -1))
         W.grad = gW
