@@ -216,10 +216,8 @@ def _check_lanczos_moments(ctx: Context) -> Result:
     "Simul. Comput. 18(3); Avron & Toledo 2011, JACM 58(2). Seed 004 (Hessian traces from HVPs).",
 )
 def _check_hutchinson_variance(ctx: Context) -> Result:
+    n_enum, max_n = ctx.pick(6, 25, 60), ctx.pick(8, 12, 14)
     g = _torch_gen(ctx, "hutchinson_variance")
-    dev = ctx.device
-    n_enum = ctx.pick(6, 25, 60)
-    max_n = ctx.pick(8, 12, 14)
     worst_mean, worst_var = 0.0, 0.0
     for t in range(n_enum):
         n = int(torch.randint(1, max_n + 1, (1,), generator=g))
@@ -227,7 +225,7 @@ def _check_hutchinson_variance(ctx: Context) -> Result:
         A = (A + A.T) / 2
         if t % 5 == 1:
             A = torch.diag(torch.diagonal(A))  # diagonal: zero Rademacher variance
-        A = A.to(dev)
+        A = A.to(ctx.device)
         mean, var = rademacher_exact_moments(A)
         scale = float(A.square().sum()) + 1e-300
         worst_mean = max(worst_mean, abs(mean - float(torch.trace(A))) / math.sqrt(scale))
@@ -236,7 +234,7 @@ def _check_hutchinson_variance(ctx: Context) -> Result:
     n = ctx.pick(10, 30, 50)
     K = ctx.pick(20_000, 200_000, 1_000_000)
     A, _ = random_symmetric(n, "spread", g)
-    A = (A + torch.diag(torch.rand(n, generator=g, dtype=torch.float64))).to(dev)
+    A = (A + torch.diag(torch.rand(n, generator=g, dtype=torch.float64))).to(ctx.device)
     emp: dict[str, Any] = {}
     z_scores = []
     for kind in PROBE_KINDS:
