@@ -455,8 +455,15 @@ def test_evaluation_is_chunked_and_equal(monkeypatch):
     torch.testing.assert_close(parts, full, rtol=1e-6, atol=0)
     assert torch.equal(s.sample(3), s2.sample(3))  # the source ends in the same state
     per = T.bytes_per_instance(m, T.EVAL_BATCH)
-    monkeypatch.setattr(T, "available_memory_bytes", lambda device: int(2 * per * 2.5))
+    monkeypatch.setattr(T, "available_memory_bytes", lambda device: int(4 * per * 2.5))  # budget: 2.5 per
     assert T.eval_plan(m, TrainConfig(), torch.device("cpu")) == (T.EVAL_BATCH, 2)
+    # 1000 instances with their own streams: a chunk's eval data must fit too -> smaller batches
+    big, src = build_model(TMSConfig(5, 2, 1000)), SparseFeatures(5, 0.05, 1000)
+    per_big = T.bytes_per_instance(big, 1024)
+    monkeypatch.setattr(T, "available_memory_bytes", lambda device: int(2 * per_big * 300))  # 300 instances train at once
+    batch, at_once = T.eval_plan(big, TrainConfig(), torch.device("cpu"), src)
+    assert batch < T.EVAL_BATCH and 2 * 300 * batch * 12 * 5 <= per_big * 300
+    assert T.eval_plan(big, TrainConfig(), torch.device("cpu"))[0] == T.EVAL_BATCH  # a shared source: no data term
     assert m_state.keys() == m.state_dict().keys()
 
 
@@ -477,3 +484,13 @@ def test_non_convergence_is_reported():
     m, s = _tiny(n_inst=2)
     r = train(m, s, TrainConfig(steps=60, batch_size=64, quiet=True, eval_samples=256))
     assert r.metrics["non_converged_instances"] == [] and r.converged.tolist() == [True, True]
+
+
+def test_short_memory_chunks_training_and_evaluation(monkeypatch):
+    """With room for two instances, five train in three chunks and evaluate in groups
+    (it used to train and then fail allocating the unchunked evaluation)."""
+    m, s = _tiny(n_inst=5)
+    per = T.bytes_per_instance(m, 32)
+    monkeypatch.setattr(T, "available_memory_bytes", lambda device: int(2 * per * 2.5))
+    r = train(m, s, TrainConfig(**{**TINY, "eval_samples": 4096}))
+    assert r.chunks == 3 and torch.isfinite(r.final_loss).all() and r.final_loss.shape == (5,)

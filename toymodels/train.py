@@ -225,11 +225,15 @@ def _fmt_bytes(n: float) -> str:
     return f"{n:.3g} TiB"  # pragma: no cover
 
 
+def _fit_instances(model: Any, batch_size: int, budget: int) -> int:
+    """How many instances train at ``batch_size`` within ``budget`` bytes (at least 1)."""
+    return max(1, min(int(model.n_instances), int(budget // bytes_per_instance(model, batch_size))))
+
+
 def instances_per_chunk(model: torch.nn.Module, config: TrainConfig, device: torch.device) -> int:
     """How many instances train at once: as many as fit half the free memory on ``device``,
     at most ``config.max_instances_per_chunk``. Raises ValueError naming ``batch_size``
     when not even one instance fits."""
-    n_inst = int(model.n_instances)
     budget = _memory_budget(device)
     per = bytes_per_instance(model, config.batch_size)
     if per > budget:
@@ -244,22 +248,28 @@ def instances_per_chunk(model: torch.nn.Module, config: TrainConfig, device: tor
             f"batch_size = {config.batch_size} does not fit in memory: one instance needs about {_fmt_bytes(per)} "
             f"to train but {_fmt_bytes(budget)} (half the free memory on {device.type}) is available; {hint}"
         )
-    fit = max(1, min(n_inst, int(budget // per)))
+    fit = _fit_instances(model, config.batch_size, budget)
     if config.max_instances_per_chunk is not None:
         fit = min(fit, config.max_instances_per_chunk)
     return fit
 
 
-def eval_plan(model: torch.nn.Module, config: TrainConfig, device: torch.device) -> tuple[int, int]:
-    """(batch size, instances at once) of the final evaluation. The batch is
-    min(8192, eval_samples) unless one instance cannot hold it (then halved until it fits);
-    it never depends on the chunking, so neither does any instance's final loss."""
+def eval_plan(model: torch.nn.Module, config: TrainConfig, device: torch.device, source: Any = None) -> tuple[int, int]:
+    """(batch size, instances at once) of the final evaluation.
+
+    The batch is min(8192, eval_samples), halved while one instance's activations, or the
+    data a training chunk samples at once (12 bytes per value: the batch and the sampler's
+    temporaries; a per-instance ``source`` only), would not fit half the budget. It depends
+    on the memory and the model, never on ``max_instances_per_chunk``, so chunking does not
+    change any instance's final loss. The instances are then evaluated as many at a time
+    as fit (:func:`evaluate` with ``max_instances``)."""
     budget = _memory_budget(device)
+    chunk = _fit_instances(model, config.batch_size, budget)  # the largest training chunk memory allows
+    data = 12 * int(source.dim) if source is not None and int(source.n_instances) > 1 else 0
     batch = min(EVAL_BATCH, config.eval_samples)
-    while batch > 1 and bytes_per_instance(model, batch) > budget:
+    while batch > 1 and (2 * bytes_per_instance(model, batch) > budget or 2 * chunk * batch * data > budget):
         batch //= 2
-    per = bytes_per_instance(model, batch)
-    return batch, max(1, min(int(model.n_instances), int(budget // per)))
+    return batch, _fit_instances(model, batch, budget // 2)
 
 
 EVAL_BATCH = 8192
@@ -646,7 +656,7 @@ def train(
     if resume and out is None:
         raise ValueError("resume=True needs the run folder (out) to resume from")
     per_chunk = instances_per_chunk(model, config, dev)  # ValueError naming batch_size when nothing fits
-    eval_batch, eval_instances = eval_plan(model, config, dev)
+    eval_batch, eval_instances = eval_plan(model, config, dev, source)
     record = {"model": model.spec(), "data": source.spec(), "train": asdict(config)}
     out = check_writable_dir(out) if out is not None else None
     states: dict[int, dict[str, Any]] = {}
