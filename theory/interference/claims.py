@@ -125,14 +125,14 @@ _READOUT_FRACTIONS = (1 / 32, 1 / 16, 1 / 8)  # k/d at which error rates are com
     at independent uniformly random unit directions u_i in R^d, k of them active with magnitude 1,
     x the sum of their directions, feature i read as active iff <x, u_i> > 1/2. (1) The interference
     on a readout has variance k/d (typical noise sqrt(k/d), the comment), not k * 8 ln m / d (the
-    post's Johnson-Lindenstrauss eps = sqrt(8 ln m / d) per pair, sqrt(8 ln m) times too large).
+    post's Johnson-Lindenstrauss eps = sqrt(8 ln m / d) per pair: a noise std sqrt(8 ln m) too high).
     (2) The per-feature error rate is Phi_bar(sqrt(d/(4k))) (inactive features; active ones
     Phi_bar(sqrt(d/(4(k-1))))), a function of k/d alone: at a fixed per-feature error rate the
     number of active features grows in proportion to d (1% errors at k = 0.046 d), whatever m.
     (3) Reading all m features without one error is what costs ln m: half of all random frames do
     so up to the k* solving (m-k) fp + k fn = ln 2, which is d/(8 ln m) to leading order (the post's
-    capacity: right for this criterion, though its per-pair noise is not) and exceeds d/(8 ln m)
-    by 25-60% at m = 256..4096. Tolerances: noise variance within 5 standard errors; error rates,
+    capacity: right for this criterion, though its per-pair noise is not) and is 1.30-1.44 times
+    d/(8 ln m) at m = 256..4096. Tolerances: noise variance within 5 standard errors; error rates,
     the k/d of 1% errors and k* within 10% (plus 5 standard errors for the rates).""",
     source="Seed 000 (jacobcd52's comment on 'Some costs of superposition'); Dasgupta & Gupta 2003 "
     "for the JL constant.",
@@ -366,8 +366,8 @@ def _check_sae_decoder_orthogonality(ctx: Context) -> Result:
         dict(n_features=128, d=16, dict_size=128, l1_coefficient=(0.03, 0.3), steps=300, batch_size=256, n_random=2),
         dict(n_features=128, d=32, dict_size=128, l1_coefficient=(0.03, 0.1, 0.3, 1.0), steps=1500, batch_size=512,
              lr=3e-3, n_random=8),
-        dict(n_features=256, d=64, dict_size=256, l1_coefficient=(0.03, 0.1, 0.3, 1.0), steps=8000, batch_size=1024,
-             n_random=32),
+        dict(n_features=256, d=64, dict_size=256, l1_coefficient=(0.03, 0.1, 0.3, 1.0), steps=6000, batch_size=1024,
+             lr=3e-3, n_random=32),
     )
     ex = D.decoder_geometry_experiment(**kw, anisotropy=_ANISOTROPY, seed=ctx.seed, device=ctx.device)
     d, m, n_random = ex["d"], ex["m"], kw["n_random"]
@@ -389,7 +389,7 @@ def _check_sae_decoder_orthogonality(ctx: Context) -> Result:
     ab, at = a["best"], a["truth"]
     exceeds = all(ab[f"knn{k}_median_over_random"] > 1 + _EXCEED_REL for k in ks) and ab["z_var"] > _SE_TOL
     inherited = (all(ab[f"knn{k}_median_over_random"] <= at[f"knn{k}_median_over_random"] * (1 + _INHERIT_REL)
-                     for k in ks)
+                     for k in ks if k in pred_truth)
                  and ab["cos_second_moment_times_d"] <= at["cos_second_moment_times_d"] * (1 + _INHERIT_REL))
     control = all(abs(i["best"][f"knn{k}_median_over_random"] - 1) <= _CONTROL_REL for k in ks)
     ok = random_ok and exceeds and inherited and control

@@ -391,7 +391,7 @@ def readout_capacity(m: int, d: int, threshold: float = 0.5) -> float:
     since errors are rare and nearly independent, P(no error) ~ exp(-E[errors]) (Poisson).
     Continuous in k (Brent's method); m - 1 if even k = m - 1 leaves fewer errors. To leading
     order this is :func:`readout_capacity_asymptotic`, d/(8 ln m) at threshold 1/2 — the figure
-    "Some costs of superposition" states as its capacity; at m = 10^2..10^4 it is 25-60% larger.
+    "Some costs of superposition" states as its capacity; at m = 10^2..10^4 it is 27-54% larger.
     """
     m, d, theta = _m_at_least_2(m), _dim(d), _threshold(threshold)
     target = math.log(2)
