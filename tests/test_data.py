@@ -310,3 +310,13 @@ def test_bad_api_inputs_are_clear_errors(make, match):
 
 def test_largest_seed_works():
     assert SparseFeatures(5, 0.1, 2, seed=2**64 - 1).sample(3).shape == (2, 3, 5)
+
+
+def test_dense_embedding_is_exact_per_instance():
+    """A batched GEMM (bmm) rounds an instance's x @ d differently with the other matrices
+    of the batch (here 7 vs 3 instances); per-instance streams embed instance by instance."""
+    make = lambda: SparseFeatures(17, torch.logspace(0, -0.5, 7), 7, d_embed=5, seed=11)  # noqa: E731
+    x = make().sample(33)
+    assert torch.equal(make().subset([3, 0, 4]).sample(33), x[[3, 0, 4]])
+    src = make()
+    assert torch.allclose(x, torch.bmm(make()._sample_dense(33, list(range(7))), src.directions), atol=1e-5)

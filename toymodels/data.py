@@ -374,7 +374,18 @@ class SparseFeatures(Source):
             x.index_copy_(0, torch.tensor(de, device=self.device), self._sample_dense(batch_size, de))
             i, r, f, v = self._coo_parts(batch_size, sp)
             x.index_put_((i, r, f), v)
-        return x if self.directions is None else torch.bmm(x, self.directions)
+        return x if self.directions is None else self._embed_dense(x)
+
+    def _embed_dense(self, x: torch.Tensor) -> torch.Tensor:
+        """x (I, B, N) @ directions (I, N, D). A batched GEMM may round an instance's product
+        differently with the other matrices in the batch, so per-instance streams take one
+        GEMM per instance on fresh (equally aligned) copies: the same bits in any subset."""
+        if not self.per_instance:
+            return torch.bmm(x, self.directions)
+        out = torch.empty(x.shape[0], x.shape[1], self.directions.shape[-1], device=self.device)
+        for i in range(x.shape[0]):
+            out[i] = torch.mm(x[i].clone(), self.directions[i].clone())
+        return out
 
     def sample_coo(self, batch_size: int) -> SparseBatch:
         """The feature coefficients (I, B, N) as a :class:`SparseBatch`, every instance by
