@@ -39,6 +39,19 @@ def test_config_rejects_bad_values_naming_the_field(kw, field):
         SAEConfig(**kw)
 
 
+def test_config_sizes_are_plain_ints():
+    """Issue 8 #10: d_model = 6.0 used to be accepted and fail later inside build_sae."""
+    import numpy as np
+
+    cfg = SAEConfig(d_model=np.int64(6), dict_size=np.int16(12), n_instances=2, dead_window=np.int32(5), aux_k=3)
+    assert (cfg.d_model, cfg.dict_size, cfg.dead_window) == (6, 12, 5)
+    assert all(type(v) is int for v in (cfg.d_model, cfg.dict_size, cfg.n_instances, cfg.dead_window, cfg.aux_k))
+    assert build_sae(cfg).W_dec.shape == (2, 12, 6)
+    for bad in (dict(d_model=6.0), dict(d_model=6.5), dict(dict_size="12"), dict(n_instances=True)):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            SAEConfig(**bad)
+
+
 def test_config_per_instance_values_and_unknown_keys():
     cfg = SAEConfig(arch="topk", n_instances=3, k=[1, 2, 3], l1_coefficient=0.5)
     assert cfg.k == (1, 2, 3) and cfg.per_instance("l1_coefficient") == [0.5] * 3

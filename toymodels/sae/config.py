@@ -54,8 +54,8 @@ class SAEConfig:
     """
 
     arch: str = "relu"
-    """Architecture name: relu, gated, rescaled, topk, batchtopk, jumprelu or bound (see
-    ``toymodels.sae.ARCHITECTURES``)."""
+    """Architecture: a name registered in toymodels.sae.ARCHITECTURES (relu, gated, rescaled,
+    topk, batchtopk, jumprelu, bound; one module each in toymodels/sae/)."""
     d_model: int = 64
     """D, the width of the activations the SAE reconstructs."""
     dict_size: int = 256
@@ -101,9 +101,8 @@ class SAEConfig:
 
     def __post_init__(self) -> None:
         check_choice("arch", self.arch, arch_names())
-        check_int("d_model", self.d_model, 1)
-        check_int("dict_size", self.dict_size, 1)
-        check_int("n_instances", self.n_instances, 1)
+        for name in ("d_model", "dict_size", "n_instances"):  # stored as int (5.0 → 5; 5.5 raises)
+            object.__setattr__(self, name, check_int(name, getattr(self, name), 1))
         i, f = self.n_instances, self.dict_size
         cls = ARCHITECTURES[self.arch]
         l1 = _per_instance("l1_coefficient", self.l1_coefficient, i, check_nonneg)
@@ -119,16 +118,14 @@ class SAEConfig:
             k = _per_instance("k", self.k, i, lambda n, v: _check_k(n, v, hi, self.arch if cls.uses_k else None))
             object.__setattr__(self, "k", k)
         if self.aux_k is not None:
-            check_int("aux_k", self.aux_k, 0, f)
-        check_nonneg("aux_coefficient", self.aux_coefficient)
-        check_int("dead_window", self.dead_window, 1)
-        check_nonneg("decoder_orthogonality", self.decoder_orthogonality)
+            object.__setattr__(self, "aux_k", check_int("aux_k", self.aux_k, 0, f))
+        for name, lo in (("dead_window", 1), ("sparsity_warmup_steps", 0), ("resample_every", 0)):
+            object.__setattr__(self, name, check_int(name, getattr(self, name), lo))
+        for name in ("aux_coefficient", "decoder_orthogonality", "resample_scale"):
+            object.__setattr__(self, name, check_nonneg(name, getattr(self, name)))
         if not isinstance(self.tied_init, bool):
             raise ValueError(f"tied_init must be True or False, got {self.tied_init!r}")
         check_choice("b_dec_init", self.b_dec_init, B_DEC_INITS)
-        check_int("sparsity_warmup_steps", self.sparsity_warmup_steps, 0)
-        check_int("resample_every", self.resample_every, 0)
-        check_nonneg("resample_scale", self.resample_scale)
         object.__setattr__(self, "options", make_options(self.arch, self.options))
         cls.check_config(self)
 
