@@ -188,3 +188,11 @@ def test_recovers_ground_truth_features(arch, kw, target):
     train(sae, src, TrainConfig(steps=3000, batch_size=1024, quiet=True, eval_samples=4096))
     m = evaluate_sae(sae, src, n_samples=4096)
     assert m["mmcs"][0] >= target, m["mmcs"]
+
+
+@pytest.mark.parametrize("kw, field", [(dict(n_samples=0), "n_samples"), (dict(batch_size=0), "batch_size"),
+                                       (dict(dense_threshold=float("nan")), "dense_threshold")])
+def test_evaluate_sae_rejects_bad_arguments(kw, field):
+    """n_samples = 0 used to fail inside torch.cat with an unrelated message."""
+    with pytest.raises(ValueError, match=field):
+        evaluate_sae(build_sae(tiny("relu")), SparseFeatures(8, 0.2, d_embed=6), **kw)

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from .. import metrics as M
+from .._validate import check_int, check_prob
 from ..data import ModelActivations, SparseFeatures
 
 
@@ -52,6 +53,8 @@ def evaluate_sae(
     downstream_loss, clean_loss, zero_ablated_loss and loss_recovered for a toy model's
     activations.
     """
+    n_samples, batch_size = check_int("n_samples", n_samples, 1), check_int("batch_size", batch_size, 1)
+    check_prob("dense_threshold", dense_threshold)
     n_i, n_f = sae.n_instances, sae.dict_size
     if keep is not None:
         keep = keep.to(device=sae.device_, dtype=torch.bool)
