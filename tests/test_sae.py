@@ -196,3 +196,11 @@ def test_evaluate_sae_rejects_bad_arguments(kw, field):
     """n_samples = 0 used to fail inside torch.cat with an unrelated message."""
     with pytest.raises(ValueError, match=field):
         evaluate_sae(build_sae(tiny("relu")), SparseFeatures(8, 0.2, d_embed=6), **kw)
+
+
+def test_seed_range_is_checked_at_construction():
+    """Issue 8 #10: seeds >= 2**64 failed deep inside torch ("Overflow when unpacking long long")."""
+    assert build_sae(tiny("relu"), seed=2**64 - 1).seed == 2**64 - 1
+    for bad in (2**64, -1, 1.0):
+        with pytest.raises(ValueError, match="seed"):
+            build_sae(tiny("relu"), seed=bad)

@@ -34,7 +34,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from .._validate import check_int
+from .._validate import check_seed
 from ..device import derive_seed, make_generator, resolve_device
 from .config import SAEConfig
 from .registry import NoOptions
@@ -131,7 +131,7 @@ class SAE(nn.Module):
         if config.arch != self.arch:
             raise ValueError(f"{type(self).__name__} is arch {self.arch!r} but config.arch is {config.arch!r}; use build_sae(config)")
         self.config = config
-        self.seed = check_int("seed", seed, 0)
+        self.seed = check_seed("seed", seed)
         self.device_ = resolve_device(device)
         n_i, d, n_f = config.n_instances, config.d_model, config.dict_size
         seeds = [derive_seed(self.seed, "sae-instance", i) for i in range(n_i)]

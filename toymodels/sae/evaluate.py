@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from .. import metrics as M
-from .._validate import check_int, check_prob
+from .._validate import check_float, check_int
 from ..data import ModelActivations, SparseFeatures
 
 
@@ -54,7 +54,7 @@ def evaluate_sae(
     activations.
     """
     n_samples, batch_size = check_int("n_samples", n_samples, 1), check_int("batch_size", batch_size, 1)
-    check_prob("dense_threshold", dense_threshold)
+    check_float("dense_threshold", dense_threshold, 0.0, 1.0)
     n_i, n_f = sae.n_instances, sae.dict_size
     if keep is not None:
         keep = keep.to(device=sae.device_, dtype=torch.bool)
