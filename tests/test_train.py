@@ -494,3 +494,11 @@ def test_short_memory_chunks_training_and_evaluation(monkeypatch):
     monkeypatch.setattr(T, "available_memory_bytes", lambda device: int(2 * per * 2.5))
     r = train(m, s, TrainConfig(**{**TINY, "eval_samples": 4096}))
     assert r.chunks == 3 and torch.isfinite(r.final_loss).all() and r.final_loss.shape == (5,)
+
+
+def test_resume_keeps_its_chunking_or_refuses_when_it_no_longer_fits(tmp_path, monkeypatch):
+    train(*_tiny(n_inst=4), TrainConfig(**TINY), tmp_path)
+    per = T.bytes_per_instance(_tiny()[0], TINY["batch_size"])
+    monkeypatch.setattr(T, "available_memory_bytes", lambda device: int(2 * per * 2.5))  # 2 instances fit now
+    with pytest.raises(ValueError, match="train 4 instances at once, but only 2 fit"):
+        train(*_tiny(n_inst=4), TrainConfig(**{**TINY, "steps": 30}), tmp_path, resume=True)

@@ -664,6 +664,12 @@ def train(
         if out is not None:
             if resume:
                 per_chunk, states = _resume_states(out, record, config, n_inst, dev)
+                fit = _fit_instances(model, config.batch_size, _memory_budget(dev))
+                if per_chunk > fit:
+                    raise ValueError(
+                        f"{out}: its checkpoints train {per_chunk} instances at once, but only {fit} fit in memory now "
+                        "(the chunking of a run cannot change on resume); free memory or resume on a larger device"
+                    )
             else:
                 prepare_new_run(out, overwrite)
             write_json(out / "config.json", record)
