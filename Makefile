@@ -13,7 +13,8 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
-## demo: quick figure set + theory report into figures/out/
+## demo: quick figure set + theory report into figures/out/ (tracked outputs are deterministic:
+## timings go to the console, figures/out/timings.json and theory_report.json, all untracked)
 demo: $(STAMP)
 	$(PY) -m figures --preset quick --device $(DEVICE) --jobs 2
 	$(PY) -m theory --device $(DEVICE) --threads 1 --markdown figures/out/theory_report.md --json figures/out/theory_report.json
@@ -30,6 +31,7 @@ test-all: $(STAMP)
 bench: $(STAMP)
 	for f in benchmarks/bench_*.py; do $(PY) $$f || exit 1; done
 
+## figures-full: the papers' sizes into figures/out/full/ (untracked; the gallery stays the quick set)
 figures-full: $(STAMP)
 	$(PY) -m figures --preset full --device $(DEVICE)
 

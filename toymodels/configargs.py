@@ -273,7 +273,8 @@ def add_arguments(
                 kw["nargs"] = s.nargs
             if s.choices:
                 kw["choices"] = s.choices
-            kw["metavar"] = metavars.get(s.name) or s.flag.lstrip("-").replace("-", "_").upper()
+            if s.name in metavars or not s.choices:  # argparse shows {a,b,c} for choices
+                kw["metavar"] = metavars.get(s.name) or s.flag.lstrip("-").replace("-", "_").upper()
             if s.default is not None and "default" not in s.help.lower():
                 help_text += f" (default {_fmt_default(s.default).replace('%', '%%')})"
         parser.add_argument(*names, **kw, help=help_text.strip())
