@@ -16,12 +16,6 @@ from theory.registry import (
 
 REGISTRY = load_all()
 
-# A claim registered outside its topic's module, with the reason. The ID is a contract name.
-CROSS_TOPIC = {
-    "interference.sae_decoder_orthogonality": "theory.sae.geometry",  # needs the SAE training helpers
-}
-
-
 def test_topics_are_discovered_and_each_registers_a_claim():
     found = topics()
     assert "registry" not in found and "__main__" not in found
@@ -40,11 +34,7 @@ def test_claim_metadata(cid):
     c = REGISTRY[cid]
     m = R.ID_PATTERN.match(cid)
     assert m and c.id == cid and m.group(1) == c.topic and c.topic in topics()
-    home = CROSS_TOPIC.get(cid)
-    if home is None:
-        assert c.module == f"theory.{c.topic}" or c.module.startswith(f"theory.{c.topic}."), c.module
-    else:
-        assert c.module == home
+    assert c.module == f"theory.{c.topic}" or c.module.startswith(f"theory.{c.topic}."), c.module
     assert c.status in VERDICTS_BY_STATUS
     assert len(c.statement.split()) >= 5, "a statement in our own words, not a title"
     assert c.source.strip()
