@@ -122,3 +122,15 @@ def test_exit_rule(status, verdict, bad):
     rec = Record("topic.x", status, verdict, None, None, None, "d")
     assert is_failure(rec) == bad
     assert is_failure(rec.as_json()) == bad
+
+
+@pytest.mark.parametrize("status,verdict,code", [("exact", "holds", 0), ("exact", "counterexample", 1),
+                                                 ("proven", "fails", 1), ("empirical", "fails", 0),
+                                                 ("conjecture", "counterexample", 0), ("conjecture", "holds", 1)])
+def test_report_exit_code(monkeypatch, capsys, status, verdict, code):
+    """`python -m theory` exits 1 for a proven/exact claim not holding or a forbidden verdict."""
+    import theory.__main__ as main_mod
+
+    monkeypatch.setattr(main_mod, "load_all", lambda: {"topic.fake": _fake(status, verdict)})
+    assert main_mod.main(["--budget", "tiny", "--device", "cpu"]) == code
+    capsys.readouterr()
