@@ -75,6 +75,9 @@ def _kill_mid_run(out: Path, kind: str, per_chunk, n_checkpoints: int, delay: fl
             torch.set_num_threads(1)
             _child(write_fd, kind, per_chunk, out)
         except BaseException:
+            import traceback
+
+            os.write(write_fd, ("error " + traceback.format_exc().replace("\n", " | ") + "\n").encode())
             code = 1
         finally:
             os._exit(code)
@@ -91,6 +94,9 @@ def _kill_mid_run(out: Path, kind: str, per_chunk, n_checkpoints: int, delay: fl
             elif line.startswith("finished"):
                 finished = True
                 break
+            elif line.startswith("error"):
+                os.waitpid(pid, 0)
+                raise AssertionError(f"the child failed: {line[-3000:]}")
     _, status = os.waitpid(pid, 0)
     assert not finished and os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, (
         f"the child was not killed mid-run (status {status}, {seen} checkpoints seen)"
