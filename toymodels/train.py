@@ -195,18 +195,18 @@ def available_memory_bytes(device: torch.device) -> int:
     return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES"))
 
 
-def _params_per_instance(model: Any) -> int:
+def _params_per_instance(model: TrainableModel) -> int:
     n_inst = max(1, int(model.n_instances))
     return sum(p.numel() for p in model.parameters()) // n_inst
 
 
-def _activation_width(model: Any) -> int:
+def _activation_width(model: TrainableModel) -> int:
     if isinstance(model, MemoryHint):
         return int(model.activation_width)
     return int(8 * _params_per_instance(model) ** 0.5)
 
 
-def bytes_per_instance(model: torch.nn.Module, batch_size: int) -> int:
+def bytes_per_instance(model: TrainableModel, batch_size: int) -> int:
     """A generous estimate of one instance's training footprint: activations and their
     gradients (``activation_width`` floats per sample, twice) plus parameters, gradients and
     the two Adam moments."""
@@ -225,12 +225,12 @@ def _fmt_bytes(n: float) -> str:
     return f"{n:.3g} TiB"  # pragma: no cover
 
 
-def _fit_instances(model: Any, batch_size: int, budget: int) -> int:
+def _fit_instances(model: TrainableModel, batch_size: int, budget: int) -> int:
     """How many instances train at ``batch_size`` within ``budget`` bytes (at least 1)."""
     return max(1, min(int(model.n_instances), int(budget // bytes_per_instance(model, batch_size))))
 
 
-def instances_per_chunk(model: torch.nn.Module, config: TrainConfig, device: torch.device) -> int:
+def instances_per_chunk(model: TrainableModel, config: TrainConfig, device: torch.device) -> int:
     """How many instances train at once: as many as fit half the free memory on ``device``,
     at most ``config.max_instances_per_chunk``. Raises ValueError naming ``batch_size``
     when not even one instance fits."""
@@ -254,7 +254,9 @@ def instances_per_chunk(model: torch.nn.Module, config: TrainConfig, device: tor
     return fit
 
 
-def eval_plan(model: torch.nn.Module, config: TrainConfig, device: torch.device, source: Any = None) -> tuple[int, int]:
+def eval_plan(
+    model: TrainableModel, config: TrainConfig, device: torch.device, source: StreamSource | None = None
+) -> tuple[int, int]:
     """(batch size, instances at once) of the final evaluation.
 
     The batch is min(8192, eval_samples), halved while one instance's activations, or the
@@ -355,8 +357,8 @@ def make_optimizer(params: list[torch.nn.Parameter], config: TrainConfig) -> tor
 
 @torch.no_grad()
 def evaluate(
-    model: torch.nn.Module,
-    source: Any,
+    model: TrainableModel,
+    source: StreamSource,
     n_samples: int,
     batch_size: int = EVAL_BATCH,
     max_instances: int | None = None,
@@ -400,7 +402,7 @@ class _Hooks:
     after: Callable[..., Any] | None
 
     @classmethod
-    def of(cls, model: Any) -> "_Hooks":
+    def of(cls, model: TrainableModel) -> "_Hooks":
         return cls(
             model.before_optimizer_step if isinstance(model, BeforeStep) else None,
             model.after_optimizer_step if isinstance(model, AfterStep) else None,
@@ -470,7 +472,7 @@ def _nonfinite_param_instances(params: list[torch.nn.Parameter], n_inst: int) ->
     return bad.nonzero().flatten().tolist()
 
 
-def prefetch_steps(source: Any, config: TrainConfig) -> int:
+def prefetch_steps(source: StreamSource, config: TrainConfig) -> int:
     """How many steps of data one sampling call draws (blocks start at multiples of this).
     The trainer computes it from the whole source, never from a chunk's subset, so the
     batches (and the data stream) of an instance do not depend on the chunking."""
@@ -495,8 +497,8 @@ def _checkpoint_name(chunk: _Chunk) -> str:
 
 
 def _train_chunk(
-    model: torch.nn.Module,
-    source: Any,
+    model: TrainableModel,
+    source: StreamSource,
     config: TrainConfig,
     ckpt: Path | None,
     state: dict[str, Any] | None,
@@ -610,7 +612,7 @@ def _resume_states(
     return per_chunk, states
 
 
-def _check_inputs(model: Any, source: Any, config: Any) -> None:
+def _check_inputs(model: object, source: object, config: object) -> None:
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
     if not isinstance(model, TrainableModel):
@@ -620,8 +622,8 @@ def _check_inputs(model: Any, source: Any, config: Any) -> None:
 
 
 def train(
-    model: torch.nn.Module,
-    source: Any,
+    model: TrainableModel,
+    source: StreamSource,
     config: TrainConfig = TrainConfig(),
     out: str | Path | None = None,
     *,
@@ -684,8 +686,8 @@ def train(
 
 
 def _train_chunks(
-    model: Any,
-    source: Any,
+    model: TrainableModel,
+    source: StreamSource,
     config: TrainConfig,
     out: Path | None,
     record: dict[str, Any],
