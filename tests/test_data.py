@@ -203,8 +203,18 @@ STREAM_SOURCES = {
 }
 
 
+@pytest.fixture(params=[256, 2], ids=["one block", "blocks of 2"])
+def block_size(request, monkeypatch):
+    """Per-instance streams come in blocks of STREAM_BLOCK instances; 2 puts block edges
+    inside every subset below."""
+    import toymodels.data as D
+
+    monkeypatch.setattr(D, "STREAM_BLOCK", request.param)
+    return request.param
+
+
 @pytest.mark.parametrize("name", list(STREAM_SOURCES))
-def test_subset_yields_the_instances_own_streams(name):
+def test_subset_yields_the_instances_own_streams(name, block_size):
     """source.subset(idx).sample(B)[j] == source.sample(B)[idx[j]], bit for bit, call after
     call (issue 8 #1: each chunk's subset used to restart one shared seed)."""
     make = STREAM_SOURCES[name]
@@ -220,33 +230,49 @@ def test_subset_yields_the_instances_own_streams(name):
     chunks = [src.subset(slice(0, 2)), src.subset(slice(2, 5))]
     for b, x in zip((64, 1, 200), ref):
         assert torch.equal(torch.cat([c.sample(b) for c in chunks]), x)
+    assert torch.equal(src.sample(64), ref[0])  # subsets fork: the parent has not moved
+    # a subset of a subset
+    sub2 = make().subset([4, 1, 3]).subset([2, 0])
+    assert torch.equal(sub2.sample(64), ref[0][[3, 4]])
 
 
 @pytest.mark.parametrize("name", list(STREAM_SOURCES))
-def test_state_covers_every_stream(name):
+def test_state_covers_every_stream(name, block_size):
     src = STREAM_SOURCES[name]()
     state = src.get_state()
-    assert state.shape[0] == 5  # one state per instance
+    assert state.shape[0] == -(-5 // block_size)  # one state per stream block
     first = src.sample(50)
     src.sample(7)
     src.set_state(state)
     assert torch.equal(src.sample(50), first)
-    # a subset shares the parent's streams: its draws advance the parent, state and all
+    # a subset's state is its blocks': resuming a chunk from a checkpoint
     src.set_state(state)
     sub = src.subset([1, 2])
-    sub.sample(50)
-    assert torch.equal(src.sample(7)[3], STREAM_SOURCES[name]().sample(7)[3])  # untouched stream
-    assert not torch.equal(src.get_state()[1], state[1])
-    sub.set_state(state[[1, 2]])
-    src.set_state(torch.cat([state[:1], src.get_state()[1:]]))
-    assert torch.equal(src.sample(50)[1:3], first[1:3])
+    sub_state = sub.get_state()
+    a = sub.sample(50)
+    sub.sample(3)
+    sub.set_state(sub_state)
+    assert torch.equal(sub.sample(50), a)
+    assert torch.equal(a, first[1:3])
 
 
-def test_equal_instances_get_different_data_and_streams_do_not_depend_on_I():
+def test_equal_instances_get_different_data():
     a = SparseFeatures(10, 0.2, 4, seed=3).sample(100)
-    assert not torch.equal(a[0], a[1])  # same p, own streams
-    b = SparseFeatures(10, 0.2, 6, seed=3).sample(100)
-    assert torch.equal(a, b[:4])  # instance i's stream depends on (seed, i) alone
+    assert not torch.equal(a[0], a[1])  # same p, different data
+    b = SparseFeatures(10, 0.02, 4, seed=3).sample(100)
+    assert not torch.equal(b[0], b[1])
+
+
+def test_blocks_beyond_the_first(block_size):
+    """600 instances: blocks of 256 (3 blocks) or 2; subsets across block edges stay exact."""
+    make = lambda: SparseFeatures(3, torch.logspace(0, -2, 600), 600, seed=1)  # noqa: E731
+    x = make().sample(8)
+    idx = [255, 256, 599, 0, 300]
+    assert torch.equal(make().subset(idx).sample(8), x[idx])
+    assert make().get_state().shape[0] == -(-600 // block_size)
+    coo = make().subset(idx).sample_coo(8)
+    full = make().sample_coo(8).to_dense()
+    assert torch.equal(coo.to_dense(), full[idx])
 
 
 def test_sparse_path_over_several_rounds(monkeypatch):
@@ -266,9 +292,9 @@ def test_shared_source_and_per_instance_source_of_one():
     per = SparseFeatures(8, 0.1, 3, seed=5)
     assert not per.shared
     one = per.subset([2])
-    assert not one.shared and one.get_state().shape[0] == 1  # keeps instance 2's stream
+    assert not one.shared and one.get_state().shape[0] == 1  # a fork of instance 2's block
     assert torch.equal(one.sample(30), SparseFeatures(8, 0.1, 3, seed=5).sample(30)[2:])
-    with pytest.raises(ValueError, match="per-instance streams"):
+    with pytest.raises(ValueError, match="per-instance stream"):
         per.set_state(shared.get_state())
     with pytest.raises(ValueError, match="shared stream"):
         shared.set_state(per.get_state())
@@ -314,9 +340,9 @@ def test_largest_seed_works():
 
 def test_dense_embedding_is_exact_per_instance():
     """A batched GEMM (bmm) rounds an instance's x @ d differently with the other matrices
-    of the batch (here 7 vs 3 instances); per-instance streams embed instance by instance."""
+    of the batch (here 7 vs 3 instances); a subset embeds its whole blocks, as the parent."""
     make = lambda: SparseFeatures(17, torch.logspace(0, -0.5, 7), 7, d_embed=5, seed=11)  # noqa: E731
     x = make().sample(33)
     assert torch.equal(make().subset([3, 0, 4]).sample(33), x[[3, 0, 4]])
     src = make()
-    assert torch.allclose(x, torch.bmm(make()._sample_dense(33, list(range(7))), src.directions), atol=1e-5)
+    assert torch.allclose(x, torch.bmm(src._dense_rows(33, src.generators[0], list(range(7))), src.directions), atol=1e-5)

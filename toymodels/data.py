@@ -5,13 +5,17 @@ device from seeded ``torch.Generator``\\ s; nothing goes through numpy. A source
 ``n_instances=1`` is *shared*: one stream yields batches shared by all instances of a model
 (an SAE L1 sweep sees the same data in every instance); models broadcast that leading 1.
 
-A source with ``n_instances > 1`` has one stream per instance: instance i draws from its own
-generator, seeded ``derive_seed(seed, "instance", i)``, and nothing it samples depends on the
-other instances. So ``source.subset(idx)`` — which shares the chosen instances' generators —
-yields for its j-th instance exactly what ``source`` yields for instance ``idx[j]``, and a
-chunked run trains every instance on the data of the unchunked run (same sequence of
-``sample`` calls). Vectorised maths runs on the whole batch; only the generator calls loop
-over instances (one to four per sample call and instance).
+A source with ``n_instances > 1`` has per-instance streams: instances are grouped in fixed
+blocks of :data:`STREAM_BLOCK` (256) consecutive instances, block b drawing from its own
+generator (seed ``derive_seed(seed, "block", b)``) with the vectorised maths of a whole
+block at once, so nothing an instance samples depends on the instances of other blocks.
+``source.subset(idx)`` forks the generators of the blocks holding ``idx`` and draws those
+blocks whole, so its j-th instance gets exactly — bit for bit — what ``source`` gives
+instance ``idx[j]``, and a chunked run trains every instance on the data of the unchunked
+run (same sequence of ``sample`` calls). The cost: one generator call per block and draw
+(the vectorised cost of the old single stream when I <= 256; a 6400-instance sweep makes 25
+calls per draw, not 6400), and a subset draws the whole blocks holding its instances (a
+contiguous chunk: at most 2·255 extra rows).
 
 Sources: :class:`SparseFeatures` (the toy-model and SAE ground truth), :class:`GaussianMixture`,
 :class:`UnitCube`, and :class:`ModelActivations` (the hidden layer of a toy model fed with
@@ -39,27 +43,41 @@ from .device import derive_seed, make_generator, resolve_device
 MAGNITUDES = ("uniform", "constant", "signed")
 
 
-def instance_seed(seed: int, instance: int) -> int:
-    """The seed of instance ``instance``'s stream in a source seeded ``seed``."""
-    return derive_seed(seed, "instance", instance)
+STREAM_BLOCK = 256
+"""Instances per stream block of a per-instance source (see the module docstring)."""
+
+
+def block_seed(seed: int, block: int) -> int:
+    """The seed of stream block ``block`` (instances [block·G, (block+1)·G)) of a source."""
+    return derive_seed(seed, "block", block)
 
 
 def _instance_index(index: Any, n_instances: int) -> list[int]:
-    """``index`` (int, slice, sequence or tensor) as a list of instance numbers in range."""
+    """``index`` (int, slice, sequence or tensor) as a list of distinct instance numbers."""
     try:
         idx = torch.arange(n_instances)[index if not isinstance(index, list) else torch.as_tensor(index, dtype=torch.long)]
     except (IndexError, TypeError, ValueError, RuntimeError) as e:
         raise ValueError(f"index {index!r} does not select instances of a source with {n_instances}: {e}") from None
-    return idx.reshape(-1).tolist()
+    out = idx.reshape(-1).tolist()
+    if len(set(out)) != len(out):
+        raise ValueError(f"index {index!r} repeats an instance; a source subset takes each instance once")
+    return out
+
+
+def _fork_generator(g: torch.Generator) -> torch.Generator:
+    new = torch.Generator(device=g.device)
+    new.set_state(g.get_state())
+    return new
 
 
 class Source:
-    """Base class: seeded generators on a device — one shared stream, or one per instance —
-    with a restorable state.
+    """Base class: seeded generators on a device — one shared stream, or per-instance streams
+    drawn in blocks of :data:`STREAM_BLOCK` instances — with a restorable state.
 
-    ``per_instance`` (default: ``n_instances > 1``) gives every instance its own stream;
-    :meth:`subset` keeps the chosen streams (shared, not copied: sampling a subset advances
-    those streams of the parent too, as training them in the parent would).
+    ``per_instance`` (default: ``n_instances > 1``) gives instance i the stream of its block
+    (seed ``block_seed(seed, i // G)``). Internally a source samples *rows*: every row of the
+    blocks it holds, in block order; ``_take`` picks its instances among them (a subset holds
+    whole blocks and draws them whole, so each instance gets exactly the parent's data).
     """
 
     n_instances: int
@@ -77,14 +95,20 @@ class Source:
         self.device = resolve_device(device)
         self.n_instances = check_int("n_instances", n_instances, 1)
         self.per_instance = self.n_instances > 1 if per_instance is None else bool(per_instance)
+        n, size = self.n_instances, STREAM_BLOCK
         if self.per_instance:
-            self.generators = [make_generator(instance_seed(self.seed, i), self.device) for i in range(self.n_instances)]
+            starts = list(range(0, n, size))
+            self.generators = [make_generator(block_seed(self.seed, b), self.device) for b in range(len(starts))]
+            self._blocks = [(b, s, min(s + size, n)) for b, s in enumerate(starts)]
         else:
             self.generators = [make_generator(self.seed, self.device)]
+            self._blocks = [(0, 0, n)]
+        self._take: torch.Tensor | None = None  # (I,) rows of this source's instances, None: all rows
+        self._n_rows = n
 
     @property
     def generator(self) -> torch.Generator:
-        """The shared stream's generator (instance 0's stream for a per-instance source)."""
+        """The shared stream's generator (block 0's for a per-instance source)."""
         return self.generators[0]
 
     @property
@@ -100,7 +124,7 @@ class Source:
 
     def get_state(self) -> torch.Tensor:
         """The RNG state, to checkpoint and resume exactly: a byte tensor (S,) for a shared
-        stream, (I, S) for per-instance streams."""
+        stream, (blocks, S) for per-instance streams."""
         if not self.per_instance:
             return self.generators[0].get_state()
         return torch.stack([g.get_state() for g in self.generators])
@@ -112,7 +136,7 @@ class Source:
         state = state.cpu()
         want = (len(self.generators),) if self.per_instance else ()
         if tuple(state.shape[:-1]) != want:
-            kind = f"{len(self.generators)} per-instance streams" if self.per_instance else "one shared stream"
+            kind = f"{len(self.generators)} per-instance stream block(s)" if self.per_instance else "one shared stream"
             raise ValueError(
                 f"the data-stream state has shape {tuple(state.shape)} but this source has {kind} "
                 "(the state comes from a different source or an older version)"
@@ -126,27 +150,32 @@ class Source:
     def spec(self) -> dict[str, Any]:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def _adopt_streams(self, parent: "Source", idx: list[int]) -> None:
-        """Make this source (built for ``len(idx)`` instances) draw from ``parent``'s streams
-        of instances ``idx`` (the same generator objects)."""
-        if parent.per_instance:
-            self.per_instance = True
-            self.generators = [parent.generators[i] for i in idx]
-        else:
-            self.per_instance = False
-            self.generators = parent.generators
+    def _fork(self, parent: "Source", idx: list[int]) -> list[int]:
+        """Make this source (built for ``len(idx)`` instances) draw ``parent``'s instances
+        ``idx``: copy the generators of the blocks holding them (a fork — sampling the subset
+        never moves the parent) and return the parent rows it keeps, in block order."""
+        rows = idx if parent._take is None else [int(parent._take[i]) for i in idx]
+        wanted = set(rows)
+        keep, blocks, gens = [], [], []
+        for gi, s, e in parent._blocks:
+            if wanted.isdisjoint(range(s, e)):
+                continue
+            blocks.append((len(gens), len(keep), len(keep) + e - s))
+            gens.append(_fork_generator(parent.generators[gi]))
+            keep.extend(range(s, e))
+        pos = {r: j for j, r in enumerate(keep)}
+        take = [pos[r] for r in rows]
+        self.per_instance = parent.per_instance
+        self.generators, self._blocks, self._n_rows = gens, blocks, len(keep)
+        self._take = None if take == list(range(len(keep))) else torch.tensor(take, device=self.device)
+        return keep
 
-    def _draw(self, inst: list[int], *shape: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-        """Uniform [0, 1) draws (len(inst), *shape): row j from stream ``inst[j]`` (a shared
-        source has the one stream 0), so a row never depends on the other rows."""
-        out = torch.empty((len(inst), *shape), dtype=dtype, device=self.device)
-        for j, i in enumerate(inst):
-            out[j].uniform_(0.0, 1.0, generator=self.generators[i])
-        return out
+    def _gather(self, x: torch.Tensor) -> torch.Tensor:
+        """This source's instances among the rows (I, ...) of a per-row tensor."""
+        return x if self._take is None else x.index_select(0, self._take)
 
-    def _streams(self) -> list[int]:
-        """The stream of every row of a batch: 0..I-1, or [0] for a shared source."""
-        return list(range(self.n_instances)) if self.per_instance else [0] * self.n_instances
+    def _rand(self, g: torch.Generator, *shape: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        return torch.rand(*shape, generator=g, device=self.device, dtype=dtype)
 
 
 def check_compatible(model: Any, source: Any) -> None:
@@ -226,8 +255,8 @@ class SparseFeatures(Source):
     independent features by geometric skipping — gaps between active entries are
     Geometric(p), thinned to per-feature probabilities — so its work grows with the number of
     active features, not N; the others draw a dense uniform per entry. Each instance picks
-    its path from its own probabilities, so the choice never depends on the other instances.
-    With an embedding and only sparse instances, the dense (I, B, N) tensor is never formed.
+    its path from its own probabilities. With an embedding and only sparse instances, the
+    dense (I, B, N) tensor is never formed.
     """
 
     def __init__(
@@ -271,7 +300,6 @@ class SparseFeatures(Source):
                     "feature_probability * group_size must be <= 1 for anticorrelated groups "
                     f"(at most one feature of a group fires); got p = {group_p.max().item():.4g}, group_size = {self.group_size}"
                 )
-        self._p_cpu = p  # (I, 1) or (I, N) float32, for per-instance decisions without a device sync
         self.feature_probability = p.to(self.device)  # (I, 1) or (I, N)
         self.d_embed = None if d_embed is None else check_int("d_embed", d_embed, 1)
         self.embed_seed = self.seed if embed_seed is None else check_seed("embed_seed", embed_seed)
@@ -281,22 +309,22 @@ class SparseFeatures(Source):
             d = torch.randn(self.n_instances, self.n_features, self.d_embed, generator=g, device=self.device)
             self.directions = d / d.norm(dim=-1, keepdim=True)
         self.dim = self.d_embed if self.d_embed is not None else self.n_features
-        self._plan()
+        self._set_rows(p, self.directions)
 
-    def _plan(self) -> None:
-        """Per-instance sampling paths, from each instance's own probabilities."""
-        p = self._p_cpu
+    def _set_rows(self, p_cpu: torch.Tensor, directions: torch.Tensor | None) -> None:
+        """The per-row settings (every row of the blocks held) and each row's sampling path,
+        from its own probabilities."""
+        self._p_cpu = p_cpu  # (rows, 1) or (rows, N) float32, for decisions without a device sync
+        self._p = p_cpu.to(self.device)
+        self._dirs = directions
         # compare in the probabilities' own float32, so p = 0.05 counts as 0.05
-        sparse = (p.amax(dim=-1) <= torch.tensor(self.sparse_threshold, dtype=torch.float32)).tolist()
-        self._sparse_inst = [i for i, s in enumerate(sparse) if s]
-        self._dense_inst = [i for i, s in enumerate(sparse) if not s]
+        self._sparse_row = (p_cpu.amax(dim=-1) <= torch.tensor(self.sparse_threshold, dtype=torch.float32)).tolist()
         n_ind = self.n_features - self.n_corr - self.n_anti
-        p_ind = p if p.shape[-1] == 1 else p[:, self.n_features - n_ind :]
+        p_ind = p_cpu if p_cpu.shape[-1] == 1 else p_cpu[:, self.n_features - n_ind :]
         # One uniform serves both firing and magnitude: given u < p, u / p is Uniform[0, 1).
         # (Below p = 0.01 the quotient would keep too few bits of u.)
-        self._one_draw = [
-            self.magnitude == "uniform" and n_ind > 0 and float(p_ind[i].min()) >= 1e-2 for i in range(self.n_instances)
-        ]
+        lo = p_ind.amin(dim=-1).tolist() if n_ind else [0.0] * p_cpu.shape[0]
+        self._one_draw = [self.magnitude == "uniform" and n_ind > 0 and v >= 1e-2 for v in lo]
 
     # ------------------------------------------------------------------ helpers
     def spec(self) -> dict[str, Any]:
@@ -317,11 +345,12 @@ class SparseFeatures(Source):
 
     def subset(self, index: torch.Tensor | list[int] | slice | int) -> "SparseFeatures":
         """The same source restricted to some instances (for chunked sweeps): instance j of
-        the subset draws from this source's stream of instance ``index[j]`` (shared)."""
+        the subset gets exactly the data this source gives instance ``index[j]``, from a
+        fork of its stream (sampling the subset does not advance this source)."""
         idx = _instance_index(index, self.n_instances)
         new = SparseFeatures(
             self.n_features,
-            self._p_cpu[idx],
+            self.feature_probability.cpu()[idx],
             len(idx),
             magnitude=self.magnitude,
             correlated_groups=self.correlated_groups,
@@ -331,11 +360,13 @@ class SparseFeatures(Source):
             seed=self.seed,
             device=self.device,
         )
-        new._adopt_streams(self, idx)
+        rows = new._fork(self, idx)
         new.embed_seed = self.embed_seed
         if self.directions is not None:
             new.d_embed, new.dim = self.d_embed, self.d_embed
             new.directions = self.directions[torch.tensor(idx, device=self.device)]
+        rows_t = torch.tensor(rows)
+        new._set_rows(self._p_cpu[rows_t], None if self._dirs is None else self._dirs[rows_t.to(self.device)])
         return new
 
     @property
@@ -343,207 +374,179 @@ class SparseFeatures(Source):
         """Expected number of active features per sample, per instance (I,)."""
         return self.feature_probability.expand(self.n_instances, self.n_features).sum(-1)
 
-    def _magnitudes(self, inst: list[int], *shape: int) -> torch.Tensor:
-        """Magnitudes (len(inst), *shape), row j from stream inst[j]."""
+    def _magnitudes(self, g: torch.Generator, *shape: int) -> torch.Tensor:
         if self.magnitude == "constant":
-            return torch.ones((len(inst), *shape), device=self.device)
-        u = self._draw(inst, *shape)
+            return torch.ones(shape, device=self.device)
+        u = self._rand(g, *shape)
         return 2 * u - 1 if self.magnitude == "signed" else u
 
-    def _rows(self, t: torch.Tensor, inst: list[int]) -> torch.Tensor:
-        """Rows ``inst`` of a per-instance tensor (no copy when inst is every instance)."""
-        if len(inst) == self.n_instances and inst == list(range(self.n_instances)):
-            return t
-        return t[torch.tensor(inst, device=t.device)]
-
-    def _stream_of(self, inst: list[int]) -> list[int]:
-        return inst if self.per_instance else [0] * len(inst)
+    def _select(self, t: torch.Tensor, rows: list[int]) -> torch.Tensor:
+        """Rows ``rows`` (a contiguous run, the common case, is a view)."""
+        if rows == list(range(rows[0], rows[0] + len(rows))):
+            return t[rows[0] : rows[0] + len(rows)]
+        return t[torch.tensor(rows, device=t.device)]
 
     # ------------------------------------------------------------------ sampling
     def sample(self, batch_size: int) -> torch.Tensor:
         """A batch (I, B, D): D = N, or ``d_embed`` with an embedding."""
         batch_size = check_int("batch_size", batch_size, 1)
-        sp, de = self._sparse_inst, self._dense_inst
-        if not de:
-            coo = self.sample_coo(batch_size)
-            return coo.embed(self.directions) if self.directions is not None else coo.to_dense()
-        if not sp:
-            x = self._sample_dense(batch_size, de)
-        else:
-            x = torch.zeros(self.n_instances, batch_size, self.n_features, device=self.device)
-            x.index_copy_(0, torch.tensor(de, device=self.device), self._sample_dense(batch_size, de))
-            i, r, f, v = self._coo_parts(batch_size, sp)
-            x.index_put_((i, r, f), v)
-        return x if self.directions is None else self._embed_dense(x)
+        parts = [self._sample_block(batch_size, self.generators[gi], s, e) for gi, s, e in self._blocks]
+        return self._gather(parts[0] if len(parts) == 1 else torch.cat(parts))
 
-    def _embed_dense(self, x: torch.Tensor) -> torch.Tensor:
-        """x (I, B, N) @ directions (I, N, D). A batched GEMM may round an instance's product
-        differently with the other matrices in the batch, so per-instance streams take one
-        GEMM per instance on fresh (equally aligned) copies: the same bits in any subset."""
-        if not self.per_instance:
-            return torch.bmm(x, self.directions)
-        out = torch.empty(x.shape[0], x.shape[1], self.directions.shape[-1], device=self.device)
-        for i in range(x.shape[0]):
-            out[i] = torch.mm(x[i].clone(), self.directions[i].clone())
-        return out
+    def _sample_block(self, batch_size: int, g: torch.Generator, s: int, e: int) -> torch.Tensor:
+        """Rows [s, e) (one stream block), (e - s, B, D), dense rows drawn first."""
+        de = [r for r in range(s, e) if not self._sparse_row[r]]
+        dirs = None if self._dirs is None else self._dirs[s:e]
+        if not de:
+            coo = SparseBatch(*self._coo_rows(batch_size, g, list(range(s, e))), (e - s, batch_size, self.n_features))
+            return coo.embed(dirs) if dirs is not None else coo.to_dense()
+        if len(de) == e - s:
+            x = self._dense_rows(batch_size, g, de)
+        else:
+            x = torch.zeros(e - s, batch_size, self.n_features, device=self.device)
+            x.index_copy_(0, torch.tensor(de, device=self.device) - s, self._dense_rows(batch_size, g, de))
+            sp = [r for r in range(s, e) if self._sparse_row[r]]
+            a, r, f, v = self._coo_rows(batch_size, g, sp)
+            x.index_put_((torch.tensor(sp, device=self.device)[a] - s, r, f), v)
+        return x if dirs is None else torch.bmm(x, dirs)
 
     def sample_coo(self, batch_size: int) -> SparseBatch:
         """The feature coefficients (I, B, N) as a :class:`SparseBatch`, every instance by
         geometric skipping (cost ∝ active features, whatever the probabilities)."""
         batch_size = check_int("batch_size", batch_size, 1)
-        shape = (self.n_instances, batch_size, self.n_features)
-        return SparseBatch(*self._coo_parts(batch_size, list(range(self.n_instances))), shape)
+        parts = []
+        for gi, s, e in self._blocks:
+            a, r, f, v = self._coo_rows(batch_size, self.generators[gi], list(range(s, e)))
+            parts.append((a + s, r, f, v))
+        i, r, f, v = parts[0] if len(parts) == 1 else (torch.cat(t) for t in zip(*parts))
+        if self._take is not None:  # rows -> this source's instances
+            inv = torch.full((self._n_rows,), -1, dtype=torch.long, device=self.device)
+            inv[self._take] = torch.arange(self.n_instances, device=self.device)
+            i = inv[i]
+            keep = i >= 0
+            i, r, f, v = i[keep], r[keep], f[keep], v[keep]
+        return SparseBatch(i, r, f, v, (self.n_instances, batch_size, self.n_features))
 
-    def _coo_parts(self, batch_size: int, inst: list[int]):
-        """(instance, row, feature, value) of instances ``inst`` (global numbers), sparse path."""
+    def _coo_rows(self, batch_size: int, g: torch.Generator, rows: list[int]):
+        """(position in ``rows``, batch row, feature, value) of rows ``rows``, sparse path."""
         parts = []
         if self.n_corr + self.n_anti:
-            g = self._sample_groups(batch_size, inst)
-            a, r, f = g.nonzero(as_tuple=True)
-            parts.append((a, r, f, g[a, r, f]))
+            grp = self._sample_groups(batch_size, g, rows)
+            a, r, f = grp.nonzero(as_tuple=True)
+            parts.append((a, r, f, grp[a, r, f]))
         n_ind = self.n_features - self.n_corr - self.n_anti
         if n_ind:
-            parts.append(self._sample_independent_sparse(batch_size, n_ind, self.n_corr + self.n_anti, inst))
-        a, r, f, v = (torch.cat(t) for t in zip(*parts))
-        if len(inst) != self.n_instances or inst != list(range(self.n_instances)):
-            a = torch.tensor(inst, device=self.device, dtype=torch.long)[a]
-        return a, r, f, v
+            parts.append(self._sample_independent_sparse(batch_size, g, rows, n_ind, self.n_corr + self.n_anti))
+        return parts[0] if len(parts) == 1 else tuple(torch.cat(t) for t in zip(*parts))
 
-    def _sample_dense(self, batch_size: int, inst: list[int]) -> torch.Tensor:
-        """Dense coefficients (len(inst), B, N) of instances ``inst``."""
+    def _dense_rows(self, batch_size: int, g: torch.Generator, rows: list[int]) -> torch.Tensor:
+        """Dense coefficients (len(rows), B, N) of rows ``rows``."""
         n_ind = self.n_features - self.n_corr - self.n_anti
-        streams = self._stream_of(inst)
-        blocks = []
+        out = []
         if self.n_corr + self.n_anti:
-            blocks.append(self._sample_groups(batch_size, inst))
+            out.append(self._sample_groups(batch_size, g, rows))
         if n_ind:
-            p3 = self._rows(self._independent_p(n_ind), inst)[:, None, :]  # (A, 1, 1 or n_ind)
-            u = self._draw(streams, batch_size, n_ind)
+            p3 = self._select(self._independent_p(n_ind), rows)[:, None, :]  # (A, 1, 1 or n_ind)
+            u = self._rand(g, len(rows), batch_size, n_ind)
             # keep(v) = v where u < p, else 0: threshold_backward(v, p − u, 0) is one fused
             # kernel (a bool mask and `where` cost ~20x more on CPU). Two (A, B, n) buffers in
             # all: u becomes v in place, and the result overwrites p − u.
             t = torch.sub(p3, u)
-            one = [self._one_draw[i] for i in inst]
+            one = [self._one_draw[r] for r in rows]
             if all(one):
                 vals = u.div_(p3)
             else:
                 two = [j for j, o in enumerate(one) if not o]
-                mags = self._magnitudes([streams[j] for j in two], batch_size, n_ind)
-                if len(two) == len(inst):
+                mags = self._magnitudes(g, len(two), batch_size, n_ind)
+                if len(two) == len(rows):
                     vals = mags
                 else:
                     vals = u.div_(p3)
                     vals[torch.tensor(two, device=self.device)] = mags
-            blocks.append(torch.ops.aten.threshold_backward.grad_input(vals, t, 0.0, grad_input=t))
-        return blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=-1)
+            out.append(torch.ops.aten.threshold_backward.grad_input(vals, t, 0.0, grad_input=t))
+        return out[0] if len(out) == 1 else torch.cat(out, dim=-1)
 
     def _independent_p(self, n_ind: int) -> torch.Tensor:
-        p = self.feature_probability
+        p = self._p
         return p if p.shape[-1] == 1 else p[:, self.n_features - n_ind :]
 
-    def _sample_groups(self, batch_size: int, inst: list[int]) -> torch.Tensor:
-        """Dense (len(inst), B, n_corr + n_anti) block for the grouped features."""
-        n_i, s = len(inst), self.group_size
-        streams = self._stream_of(inst)
-        p = self._rows(self.feature_probability.expand(self.n_instances, self.n_features), inst)
+    def _sample_groups(self, batch_size: int, g: torch.Generator, rows: list[int]) -> torch.Tensor:
+        """Dense (len(rows), B, n_corr + n_anti) block for the grouped features."""
+        n_i, s = len(rows), self.group_size
+        p = self._select(self._p, rows).expand(n_i, self.n_features)
         out = []
         if self.correlated_groups:
             gp = p[:, 0 : self.n_corr : s]  # (A, G): each group's first feature
-            gate = self._draw(streams, batch_size, self.correlated_groups) < gp[:, None, :]
-            mags = self._magnitudes(streams, batch_size, self.correlated_groups, s)
+            gate = self._rand(g, n_i, batch_size, self.correlated_groups) < gp[:, None, :]
+            mags = self._magnitudes(g, n_i, batch_size, self.correlated_groups, s)
             out.append((mags * gate[..., None]).reshape(n_i, batch_size, self.n_corr))
         if self.anticorrelated_groups:
-            g = self.anticorrelated_groups
+            k = self.anticorrelated_groups
             gp = p[:, self.n_corr : self.n_corr + self.n_anti : s]  # (A, G)
-            u = self._draw(streams, batch_size, g)
+            u = self._rand(g, n_i, batch_size, k)
             active = u < gp[:, None, :] * s
-            which = (self._draw(streams, batch_size, g) * s).long().clamp_(max=s - 1)
+            which = (self._rand(g, n_i, batch_size, k) * s).long().clamp_(max=s - 1)
             onehot = torch.nn.functional.one_hot(which, s).to(torch.float32) * active[..., None]
-            mags = self._magnitudes(streams, batch_size, g, 1)
+            mags = self._magnitudes(g, n_i, batch_size, k, 1)
             out.append((onehot * mags).reshape(n_i, batch_size, self.n_anti))
         return torch.cat(out, dim=-1)
 
-    def _sample_independent_sparse(self, batch_size: int, n_ind: int, offset: int, inst: list[int]):
-        """Geometric skipping over the flattened (B, n_ind) positions of each instance.
+    def _sample_independent_sparse(self, batch_size: int, g: torch.Generator, rows: list[int], n_ind: int, offset: int):
+        """Geometric skipping over the flattened (B, n_ind) positions of each row.
 
-        With q the largest probability of the instance, the gap before the next candidate is
+        With q the largest probability of the row, the gap before the next candidate is
         Geometric(q): floor(log U / log(1 - q)). A candidate at feature f is kept with
         probability p_f / q (thinning), so each entry is active with probability exactly p_f.
 
-        Each instance draws its own uniforms (as many as its own q needs, in rounds until it
-        passes the end) into its own row of a buffer padded with log 0 = −inf, and the
-        logarithm runs row prefix by row prefix (``_foreach_log_``: a value never depends on
-        the other rows or the padding, as a vectorised log over the whole buffer would through
-        its SIMD/scalar split); the rest — division, floor, cumulative sum — is exact
-        arithmetic done for all instances at once.
+        Each row draws as many uniforms as its own q needs (a rectangle padded to the widest
+        row, padding turned into log 0 = −inf: a gap past the end), in rounds until it passes
+        the end; everything else is vectorised over the rows.
         """
-        streams = self._stream_of(inst)
-        n_a = len(inst)
-        dev = self.device
-        p = self._rows(self._independent_p(n_ind), inst)  # (A, 1) or (A, n_ind)
-        p_cpu = self._rows(self._p_cpu if self._p_cpu.shape[-1] == 1 else self._p_cpu[:, self.n_features - n_ind :], inst)
-        q_cpu = p_cpu.amax(dim=-1).double()  # (A,)
+        n_a, dev = len(rows), self.device
+        p = self._select(self._independent_p(n_ind), rows)  # (A, 1) or (A, n_ind)
+        p_cpu = self._p_cpu if self._p_cpu.shape[-1] == 1 else self._p_cpu[:, self.n_features - n_ind :]
+        q_cpu = p_cpu[torch.tensor(rows)].amax(dim=-1).double()  # (A,)
         q = q_cpu.to(dev)
         length = batch_size * n_ind
         log1mq = torch.log1p(-q.clamp(max=1 - 1e-12)).clamp(max=-1e-300)  # (A,) < 0
         n_draw = [self._draws_per_round(mu) for mu in (q_cpu * length).tolist()]
         last = torch.full((n_a, 1), -1, dtype=torch.long, device=dev)
         active = list(range(n_a))
-        found = []  # (row in A, flat position) per round
+        found = []  # (position in rows, flat position) per round
         while active:
             sizes = [n_draw[a] for a in active]
-            # rows padded with log 0 = −inf: a gap past the end
             width = max(sizes)
-            logu = torch.full((len(active), width), -math.inf, dtype=torch.float64, device=dev)
-            segs = logu.view(-1).split([v for n in sizes for v in (n, width - n)])[::2]  # row prefixes
-            for seg, a in zip(segs, active):
-                seg.uniform_(0.0, 1.0, generator=self.generators[streams[a]])
-            torch._foreach_neg_(segs)
-            torch._foreach_add_(segs, 1.0)  # 1 − U in (0, 1], exact in float64
-            torch._foreach_log_(segs)
-            rows = None if len(active) == n_a else torch.tensor(active, device=dev)
-            lq = log1mq if rows is None else log1mq[rows]
+            logu = torch.log(1.0 - self._rand(g, len(active), width, dtype=torch.float64))  # 1 − U in (0, 1]
+            if min(sizes) < width:
+                cols = torch.arange(width, device=dev)
+                logu.masked_fill_(cols[None, :] >= torch.tensor(sizes, device=dev)[:, None], -math.inf)
+            act = None if len(active) == n_a else torch.tensor(active, device=dev)
+            lq = log1mq if act is None else log1mq[act]
             gaps = torch.floor(logu / lq[:, None]).clamp_(max=length).long()
-            pos = (last if rows is None else last[rows]) + torch.cumsum(gaps + 1, dim=1)
+            pos = (last if act is None else last[act]) + torch.cumsum(gaps + 1, dim=1)
             j, k = (pos < length).nonzero(as_tuple=True)
-            found.append((j if rows is None else rows[j], pos[j, k]))
+            found.append((j if act is None else act[j], pos[j, k]))
             ends = pos.gather(1, torch.tensor(sizes, device=dev)[:, None] - 1)  # (active, 1) last real draw
-            if rows is None:
+            if act is None:
                 last = ends
             else:
-                last[rows] = ends
-            active = [a for a, e in zip(active, (ends[:, 0] >= length).tolist()) if not e]
+                last[act] = ends
+            active = [a for a, d in zip(active, (ends[:, 0] >= length).tolist()) if not d]
         a_idx, flat = (torch.cat(t) for t in zip(*found)) if len(found) > 1 else found[0]
-        if len(found) > 1:  # entries instance-major, positions ascending, as one round gives
+        if len(found) > 1:  # entries row-major, positions ascending, as one round gives
             order = torch.argsort(a_idx * length + flat, stable=True)
             a_idx, flat = a_idx[order], flat[order]
         row, feat = flat // n_ind, flat % n_ind
-        if p.shape[-1] > 1:  # thinning to per-feature probabilities, one draw per candidate
-            counts = torch.bincount(a_idx, minlength=n_a).tolist()
-            u = self._draw_ragged(streams, counts, torch.float64)
-            keep = u * q[a_idx] < p[a_idx, feat].double()
+        if p.shape[-1] > 1:  # thinning to per-feature probabilities
+            keep = self._rand(g, a_idx.numel(), dtype=torch.float64) * q[a_idx] < p[a_idx, feat].double()
             a_idx, row, feat = a_idx[keep], row[keep], feat[keep]
-        if self.magnitude == "constant":
-            vals = torch.ones(a_idx.numel(), device=dev)
-        else:
-            vals = self._draw_ragged(streams, torch.bincount(a_idx, minlength=n_a).tolist(), torch.float32)
-            if self.magnitude == "signed":
-                vals = 2 * vals - 1
-        return a_idx, row, feat + offset, vals
+        return a_idx, row, feat + offset, self._magnitudes(g, a_idx.numel())
 
     @staticmethod
     def _draws_per_round(mu: float) -> int:
-        """Uniforms an instance draws per round of geometric skipping when it expects ``mu``
+        """Uniforms a row draws per round of geometric skipping when it expects ``mu``
         candidates: enough that a second round is rare (mean + 6 standard deviations)."""
         return int(mu + 6 * math.sqrt(mu) + 16)
-
-    def _draw_ragged(self, streams: list[int], counts: list[int], dtype: torch.dtype) -> torch.Tensor:
-        """counts[j] uniforms from stream streams[j], concatenated in order."""
-        out = torch.empty(sum(counts), dtype=dtype, device=self.device)
-        for seg, s in zip(out.split(counts), streams):
-            if seg.numel():
-                seg.uniform_(0.0, 1.0, generator=self.generators[s])
-        return out
 
 
 class GaussianMixture(Source):
@@ -551,7 +554,6 @@ class GaussianMixture(Source):
 
     ``means`` (K, D) default to N(0, mean_scale²) draws from ``seed``; ``scales`` is a scalar,
     (K,) or (K, D); ``weights`` (K,) are normalised. A featureless control for SAEs (seed 001).
-    Every instance draws its components and noise from its own stream.
     """
 
     def __init__(
@@ -613,25 +615,26 @@ class GaussianMixture(Source):
         }
 
     def subset(self, index: Any) -> "GaussianMixture":
-        """The chosen instances, drawing from this source's streams of them."""
+        """The chosen instances, with exactly the data this source gives them (a fork)."""
         idx = _instance_index(index, self.n_instances)
         new = GaussianMixture(self.n_components, self.dim, len(idx), means=self.means, scales=self.scales,
                               weights=self.weights, seed=self.seed, device=self.device)
         new.mean_scale = self.mean_scale
-        new._adopt_streams(self, idx)
+        new._fork(self, idx)
         return new
 
     def sample_with_labels(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
         """A batch (I, B, D) and its component labels (I, B)."""
         batch_size = check_int("batch_size", batch_size, 1)
-        comps, eps = [], []
-        for s in self._streams():
-            g = self.generators[s]
-            comps.append(torch.multinomial(self.weights, batch_size, replacement=True, generator=g))
-            eps.append(torch.randn(batch_size, self.dim, generator=g, device=self.device))
-        comp = torch.stack(comps)  # (I, B)
-        x = self.means[comp] + self.scales[comp] * torch.stack(eps)
-        return x, comp
+        xs, cs = [], []
+        for gi, s, e in self._blocks:
+            g, n = self.generators[gi], (e - s) * batch_size
+            comp = torch.multinomial(self.weights, n, replacement=True, generator=g)
+            eps = torch.randn(n, self.dim, generator=g, device=self.device)
+            xs.append((self.means[comp] + self.scales[comp] * eps).view(e - s, batch_size, self.dim))
+            cs.append(comp.view(e - s, batch_size))
+        x, comp = (xs[0], cs[0]) if len(xs) == 1 else (torch.cat(xs), torch.cat(cs))
+        return self._gather(x), self._gather(comp)
 
     def sample(self, batch_size: int) -> torch.Tensor:
         return self.sample_with_labels(batch_size)[0]
@@ -648,15 +651,16 @@ class UnitCube(Source):
         return {"kind": "unit-cube", "dim": self.dim, "n_instances": self.n_instances, "seed": self.seed}
 
     def subset(self, index: Any) -> "UnitCube":
-        """The chosen instances, drawing from this source's streams of them."""
+        """The chosen instances, with exactly the data this source gives them (a fork)."""
         idx = _instance_index(index, self.n_instances)
         new = UnitCube(self.dim, len(idx), seed=self.seed, device=self.device)
-        new._adopt_streams(self, idx)
+        new._fork(self, idx)
         return new
 
     def sample(self, batch_size: int) -> torch.Tensor:
         batch_size = check_int("batch_size", batch_size, 1)
-        return self._draw(self._streams(), batch_size, self.dim)
+        parts = [self._rand(self.generators[gi], e - s, batch_size, self.dim) for gi, s, e in self._blocks]
+        return self._gather(parts[0] if len(parts) == 1 else torch.cat(parts))
 
 
 class ModelActivations(Source):
@@ -702,18 +706,11 @@ class ModelActivations(Source):
         self.features.set_state(state)
 
     def subset(self, index: Any) -> "ModelActivations":
-        """The chosen model instances. Per-instance features keep the chosen streams (shared
-        objects); shared features are forked — the subset continues from the current state
-        on its own copy — so every chunk of model instances sees the batches x of an
-        unchunked run."""
+        """The chosen model instances on a fork of the features' streams: their own streams
+        (per-instance features) or the shared one from its current state, so every chunk of
+        model instances sees the batches x of an unchunked run."""
         idx = _instance_index(index, self.n_instances)
-        if self.features.per_instance:
-            feats = self.features.subset(idx)
-        else:
-            feats = self.features.subset([0])
-            g = torch.Generator(device=self.device)
-            g.set_state(self.features.generators[0].get_state())
-            feats.generators = [g]
+        feats = self.features.subset(idx if self.features.per_instance else [0])
         return ModelActivations(self.model.subset(idx), feats)
 
     @property
