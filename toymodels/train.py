@@ -15,9 +15,11 @@ that stops with a clear message and keeps the last good checkpoint, best-of-N se
 a seed axis, a memory estimate before any work, and automatic chunking of instances (and of
 the final evaluation) that do not fit the device.
 
-Guarantees: instance i trains identically whatever the chunking (same data stream, same
-init, same evaluation batches); a resumed run equals an uninterrupted one and refuses any
-change of settings except more steps; a run folder holding another run is never written
+Guarantees: instance i trains the same whatever the chunking — same data stream, same
+init, same evaluation batches (on the CPU the weights can still differ in the last bits:
+MKL's batched matmul rounds one matrix of a batch differently with the batch's size); a
+resumed run equals an uninterrupted one bit for bit and refuses any change of settings
+except more steps; a run folder holding another run is never written
 into without ``overwrite=True``; one run at a time per folder (see :mod:`toymodels.runs`).
 """
 from __future__ import annotations
