@@ -502,3 +502,26 @@ def test_resume_keeps_its_chunking_or_refuses_when_it_no_longer_fits(tmp_path, m
     monkeypatch.setattr(T, "available_memory_bytes", lambda device: int(2 * per * 2.5))  # 2 instances fit now
     with pytest.raises(ValueError, match="train 4 instances at once, but only 2 fit"):
         train(*_tiny(n_inst=4), TrainConfig(**{**TINY, "steps": 30}), tmp_path, resume=True)
+
+
+@pytest.mark.parametrize("kind", ["per-instance", "activations"])
+def test_chunked_training_leaves_the_source_where_an_unchunked_run_does(kind):
+    """Chunks train on forks of the source (subset); afterwards the source itself must be
+    where an unchunked run leaves it, or a metrics pass sampling it after training (the SAE
+    CLI's) would see other data in a chunked run."""
+    from toymodels.data import ModelActivations
+
+    def run(per_chunk):
+        if kind == "per-instance":
+            m, s = build_model(TMSConfig(5, 2, 5), seed=3), SparseFeatures(5, [0.05, 0.3, 0.05, 0.1, 0.3], 5, seed=4)
+        else:
+            from toymodels.sae import SAEConfig, build_sae
+
+            m = build_sae(SAEConfig(arch="relu", d_model=2, dict_size=4, n_instances=5, l1_coefficient=0.01), seed=0)
+            s = ModelActivations(build_model(TMSConfig(5, 2, 5), seed=3), SparseFeatures(5, 0.2, 1, seed=4))
+        train(m, s, TrainConfig(steps=12, batch_size=16, quiet=True, eval_samples=40, max_instances_per_chunk=per_chunk))
+        return s.sample(6)
+
+    ref = run(None)
+    for per_chunk in (1, 2):
+        assert torch.equal(run(per_chunk), ref), f"max_instances_per_chunk={per_chunk}"

@@ -712,6 +712,7 @@ def _train_chunks(
         )
     k = prefetch_steps(source, config)  # from the whole source: the same blocks in every chunking
     histories, losses, initials, seconds = [], [], [], 0.0
+    chunk_states: list[tuple[_Chunk, Any]] = []
     # A shared source (1 instance) is rewound for every chunk, so each chunk sees the batches
     # an unchunked run would; a per-instance source is split with subset(), which keeps each
     # instance's own stream (chunking must not change any instance's result).
@@ -740,6 +741,10 @@ def _train_chunks(
             if sub_model is not model:
                 model.load_instances(idx, sub_model)
                 del sub_model
+            if sub_source is not source:
+                chunk_states.append((chunk, sub_source.get_state()))
+    if chunk_states:
+        _hand_back_streams(source, chunk_states)
     history = _merge_histories(histories)
     final = torch.cat(losses)
     initial = torch.cat(initials) if all(i is not None for i in initials) else None
@@ -767,6 +772,38 @@ def _train_chunks(
         "non_converged_instances": (~ok).nonzero().flatten().tolist(),
     }
     return result
+
+
+def _hand_back_streams(source: Any, chunk_states: list[tuple[_Chunk, Any]]) -> None:
+    """After chunked training on forks (``source.subset``), leave ``source`` where an
+    unchunked run leaves it, so whatever samples it next (a metrics callback, the caller)
+    sees the same data in any chunking.
+
+    Every fork of one stream drew the same sequence, so: a state shaped like the parent's is
+    the shared stream's (toy-model activations of shared features) and is taken as is; a
+    per-instance state (blocks, S) is assembled block by block — chunk [s, e) holds blocks
+    s // G ... (e - 1) // G of G = ``toymodels.data.STREAM_BLOCK`` instances, in order.
+    Anything else is left alone (the parent then stays at its state before training)."""
+    parent = source.get_state()
+    if not isinstance(parent, torch.Tensor):
+        return
+    states = [st for _, st in chunk_states]
+    if all(isinstance(st, torch.Tensor) and st.shape == parent.shape for st in states):
+        if parent.ndim == 1 or parent.shape[0] == 1:
+            source.set_state(states[-1])
+            return
+    from .data import STREAM_BLOCK
+
+    n_inst = int(source.n_instances)
+    if parent.ndim != 2 or parent.shape[0] != -(-n_inst // STREAM_BLOCK):
+        return
+    new = parent.clone()
+    for chunk, st in chunk_states:
+        first, last = chunk.start // STREAM_BLOCK, (chunk.stop - 1) // STREAM_BLOCK
+        if not isinstance(st, torch.Tensor) or st.ndim != 2 or st.shape[0] != last - first + 1:
+            return
+        new[first : last + 1] = st.cpu()
+    source.set_state(new)
 
 
 def _merge_histories(histories: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
