@@ -5,23 +5,32 @@ import math
 import numpy as np
 import pytest
 import scipy.integrate
+import scipy.optimize
 import sympy as sp
 import torch
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import theory.tms as T
 from theory.registry import CLAIMS, Context, run_claim
 from toymodels.analysis import STICKY_DIMENSIONALITIES, classify_geometry, feature_dimensionality
 
+import theory.tms.claims as TC
+import theory.tms.crowding as TCR
+import theory.tms.two_feature as TF
+
 MY_CLAIMS = [
     "tms.frame_dimensionality",
     "tms.sticky_dimensionality",
     "tms.pentagon",
     "tms.two_feature_phase",
+    "tms.two_feature_boundary",
     "tms.linear_no_superposition",
     "tms.circle_crowding",
 ]
+# The verdict each check gives at the tiny and default budgets (sticky: the pre-registered
+# sweep fails the rule, see the check; the boundary claim is refuted).
+EXPECTED = {"tms.two_feature_boundary": "counterexample", "tms.sticky_dimensionality": "fails"}
 FRAME_NAMES = list(T.TIGHT_FRAMES)
 seeds = st.integers(0, 2**32 - 1)
 
@@ -218,8 +227,97 @@ def test_antipodal_optimum_matches_monte_carlo_of_the_model():
 
 
 def test_two_feature_phase_labels():
-    W = torch.tensor([[[1.0, -0.9]], [[1.0, 0.1]], [[0.0, 1.0]], [[0.2, 0.1]]])
-    assert T.two_feature_phase(W) == ["superposition", "ignore feature 2", "ignore feature 1", "neither"]
+    W = torch.tensor([[[1.0, -0.9]], [[1.0, 0.01]], [[0.0, 1.0]], [[0.02, 0.01]], [[0.97, 0.39]], [[0.93, -0.4]]])
+    b = torch.tensor([[0.1, 0.1], [0.0, 0.3], [0.3, 0.0], [0.1, 0.1], [-0.13, 0.14], [0.2, 0.5]])
+    assert T.two_feature_phase(W, b) == ["antipodal pair", "feature 2 dropped", "feature 1 dropped", "neither",
+                                         "same-sign pair", "asymmetric pair"]
+
+
+def _exact_loss_quadrature(p, r, w1, w2, b1, b2):
+    """The 2 → 1 model's loss by scipy quadrature, independently of the piecewise integration."""
+    tot = 0.0
+    for i, (wi, bi, imp) in enumerate([(w1, b1, 1.0), (w2, b2, r)]):
+        def f(u, v, i=i, wi=wi, bi=bi):
+            return ((u if i == 0 else v) - max(wi * (w1 * u + w2 * v) + bi, 0.0)) ** 2
+        both = scipy.integrate.dblquad(lambda v, u: f(u, v), 0, 1, 0, 1, epsabs=1e-12)[0]
+        one = scipy.integrate.quad(lambda u: f(u, 0.0), 0, 1, epsabs=1e-13)[0]
+        one += scipy.integrate.quad(lambda v: f(0.0, v), 0, 1, epsabs=1e-13)[0]
+        tot += imp * ((1 - p) ** 2 * f(0.0, 0.0) + p * (1 - p) * one + p * p * both)
+    return tot
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_exact_two_feature_loss_matches_quadrature(seed):
+    rng = np.random.default_rng(seed)
+    z = rng.uniform(-1.5, 1.5, 4)
+    if seed % 3 == 0:
+        z[seed % 4] = 0.0  # a zero weight or bias: the kinks degenerate
+    p, r = float(rng.uniform(0, 1)), float(rng.uniform(0.1, 3))
+    assert T.two_feature_loss(p, r, *z) == pytest.approx(_exact_loss_quadrature(p, r, *z), rel=1e-7, abs=1e-10)
+
+
+@given(p=st.floats(0.0, 1.0), r=st.floats(0.0, 5.0), z=st.lists(st.floats(-2, 2), min_size=4, max_size=4))
+def test_exact_loss_gradient_and_vectorised_form(p, r, z):
+    # (The loss is not differentiable where an output sits at its kink on a set of positive
+    # measure, e.g. W = 0 with b_i = 0: generic points only.)
+    assume(all(abs(x) > 1e-3 for x in z))
+    loss, grad = TF._loss_and_grad(p, r, z)
+    assert loss == pytest.approx(T.two_feature_loss(p, r, *z))
+    h = 1e-6
+    for k in range(4):
+        e = np.zeros(4)
+        e[k] = h
+        fd = (T.two_feature_loss(p, r, *(np.array(z) + e)) - T.two_feature_loss(p, r, *(np.array(z) - e))) / (2 * h)
+        assert grad[k] == pytest.approx(fd, abs=1e-5)
+    w1, w2, b1, b2 = z
+    vec = TF._output_loss_grid(p, np.array(w1), np.array(w1), np.array(w2), np.array(b1), 0)
+    vec = vec + r * TF._output_loss_grid(p, np.array(w2), np.array(w1), np.array(w2), np.array(b2), 1)
+    assert float(vec) == pytest.approx(loss, rel=1e-10, abs=1e-12)
+
+
+def test_antipodal_pair_at_zero_bias_has_the_paper_loss():
+    for p, r in [(0.3, 1.0), (0.6, 2.0), (1.0, 0.5)]:
+        assert T.two_feature_loss(p, r, 1.0, -1.0, 0.0, 0.0) == pytest.approx((1 + r) * p * p / 6, abs=1e-14)
+
+
+@pytest.mark.parametrize("p,r,w,loss", TC._AUDIT_POINTS)
+def test_optimum_is_below_the_audit_configurations(p, r, w, loss):
+    opt = T.optimal_two_feature(p, r)
+    assert opt.loss <= loss + TC._ROUNDING and opt.loss <= TC._best_bias_loss(p, r, w) + 1e-9
+    assert opt.loss == pytest.approx(T.two_feature_loss(p, r, *opt.W, *opt.b), abs=1e-12)
+    lo, W, b = opt  # unpacks as (loss, W, b)
+    assert lo == opt.loss and W == opt.W and b == opt.b
+
+
+def test_audit_same_sign_pair_reproduces():
+    # The audit's same-sign partial pair at p = 0.6 has the loss it reported (a local optimum).
+    assert T.two_feature_loss(0.6, 1.0, 0.970, 0.392, -0.127, 0.140) == pytest.approx(0.10851, abs=TC._ROUNDING)
+
+
+@pytest.mark.parametrize("p,r,phase", [(0.6, 1.0, "antipodal pair"), (0.9, 1.0, "asymmetric pair"),
+                                       (0.6, 0.5, "feature 2 dropped"), (0.6, 2.0, "feature 1 dropped"),
+                                       (0.2, 3.0, "antipodal pair")])
+def test_optimum_phases(p, r, phase):
+    assert T.optimal_two_feature(p, r).phase == phase
+
+
+@pytest.mark.parametrize("p,r", [(0.6, 1.0), (0.9, 1.0), (0.3, 0.4)])
+def test_random_starts_never_beat_the_optimum(p, r):
+    # An independent search: 40 random starts with Nelder–Mead on the exact loss.
+    rng = np.random.default_rng(1)
+    best = T.optimal_two_feature(p, r).loss
+    for _ in range(40):
+        z0 = rng.uniform([-1.5, -1.5, -0.5, -0.5], [1.5, 1.5, 0.8, 0.8])
+        res = scipy.optimize.minimize(lambda z: T.two_feature_loss(p, r, *z), z0, method="Nelder-Mead",
+                                      options={"xatol": 1e-8, "fatol": 1e-12, "maxiter": 3000})
+        assert res.fun >= best - 1e-9
+
+
+def test_seed_boundary_is_right_below_and_wrong_above():
+    # Below the seed's boundary the optimum superposes (it beats the b = 0 pair); above, at r = 1, it still does.
+    assert T.optimal_two_feature(0.4, 1.0).phase == "antipodal pair"
+    assert T.optimal_two_feature(0.3, 0.25).phase == "antipodal pair"  # boundary(0.25) = 0.30769 > 0.3
+    assert T.optimal_two_feature(0.6, 1.0).phase == "antipodal pair" and 0.6 > T.two_feature_boundary(1.0)
 
 
 def test_two_feature_inputs_are_checked():
@@ -341,10 +439,9 @@ def test_all_tms_claims_registered():
 
 
 @pytest.mark.parametrize("cid", MY_CLAIMS)
-def test_check_holds_at_tiny_budget(cid):
+def test_check_at_tiny_budget(cid):
     rec = run_claim(CLAIMS[cid], Context(budget="tiny"))
-    expected = "counterexample" if cid == "tms.two_feature_phase" else "holds"
-    assert rec.verdict == expected, rec.detail
+    assert rec.verdict == EXPECTED.get(cid, "holds"), rec.detail
     assert rec.predicted is not None and rec.observed is not None and rec.tolerance is not None
 
 
@@ -362,10 +459,76 @@ def test_frame_check_detects_a_wrong_frame(monkeypatch):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("cid", MY_CLAIMS)
-def test_check_holds_at_default_budget(cid):
+def test_check_at_default_budget(cid):
     rec = run_claim(CLAIMS[cid], Context(budget="default"))
-    expected = "counterexample" if cid == "tms.two_feature_phase" else "holds"
-    assert rec.verdict == expected, rec.detail
+    assert rec.verdict == EXPECTED.get(cid, "holds"), rec.detail
+
+
+# ----------------------------------------------------------------------------- negative controls
+def test_two_feature_phase_check_fails_with_a_wrong_loss(monkeypatch):
+    monkeypatch.setattr(TC, "two_feature_loss", lambda p, r, *z: 1.01 * TF.two_feature_loss(p, r, *z))
+    assert run_claim(CLAIMS["tms.two_feature_phase"], Context(budget="tiny")).verdict == "fails"
+
+
+def test_boundary_check_fails_when_the_optimum_is_not_optimal(monkeypatch):
+    # An "optimum" that only knows the dropped-feature configurations: trained models beat it.
+    def dropped_only(p, r):
+        o1 = TF.TwoFeatureOptimum(p, r, TF.two_feature_loss(p, r, 1.0, 0.0, 0.0, p / 2), (1.0, 0.0), (0.0, p / 2),
+                                  "feature 2 dropped")
+        o2 = TF.TwoFeatureOptimum(p, r, TF.two_feature_loss(p, r, 0.0, 1.0, p / 2, 0.0), (0.0, 1.0), (p / 2, 0.0),
+                                  "feature 1 dropped")
+        return min(o1, o2, key=lambda o: o.loss)
+
+    monkeypatch.setattr(TC, "optimal_two_feature", dropped_only)
+    assert run_claim(CLAIMS["tms.two_feature_boundary"], Context(budget="tiny")).verdict == "fails"
+
+
+def test_sticky_statistics_can_hold_and_fail():
+    # Tight frames (D on the sticky values) hold; features all at D = 1/3 and spread uniformly fail.
+    frames = T.block_frame(T.pentagon(), T.tetrahedron(), T.digon(), T.tight_frame("dedicated"), T.triangle())
+    D = feature_dimensionality(frames)
+    assert TC.sticky_statistics(D, torch.ones_like(D))["ok"]
+    third = torch.full((40,), 1 / 3, dtype=torch.float64)
+    assert not TC.sticky_statistics(third, torch.ones_like(third))["ok"]
+    spread = torch.linspace(0.0, 1.0, 400, dtype=torch.float64)
+    st_ = TC.sticky_statistics(spread, torch.ones_like(spread))
+    assert not st_["ok"] and st_["near sticky"] == pytest.approx(st_["null sticky"], abs=0.01)
+    assert TC.sticky_statistics(D, torch.zeros_like(D))["represented"] == 0
+
+
+def test_sticky_design_is_preregistered():
+    assert TC.STICKY_DENSITIES == (1.0, 0.6, 0.35, 0.2, 0.12, 0.07, 0.04)
+    assert (TC.STICKY_N, TC.STICKY_M, TC.STICKY_TOL) == (50, 10, 0.02)
+
+
+def test_crowding_check_fails_on_a_hexagon(monkeypatch):
+    # Pretend training ended at the regular hexagon (a local minimum): 6 != 7 represented.
+    def hexagon(ns, **kw):
+        N = max(ns)
+        _, a, b = T.best_polygon(6)
+        W = torch.zeros(len(ns), 1, 2, N, dtype=torch.float64)
+        W[:, 0, :, :6] = T.equally_spaced(6) * math.sqrt(a)
+        bb = torch.zeros(len(ns), 1, N, dtype=torch.float64)
+        bb[:, 0, :6] = b
+        mask = (torch.arange(N)[None, :] < torch.tensor(ns)[:, None]).double()[:, None, :]
+        return W, bb, TCR.limit_loss(W, bb, mask)
+
+    monkeypatch.setattr(TC, "descend_limit_loss", hexagon)
+    rec = run_claim(CLAIMS["tms.circle_crowding"], Context(budget="tiny"))
+    assert rec.verdict == "fails" and rec.observed["represented"] == {8: 6, 10: 6}
+
+
+def test_limit_loss_of_the_polygon_matches_the_per_feature_formula():
+    for k in (5, 7, 9):
+        _, a, b = T.best_polygon(k)
+        W = T.equally_spaced(k) * math.sqrt(a)
+        total = float(TCR.limit_loss(W, torch.full((k,), b, dtype=torch.float64)))
+        assert total == pytest.approx(k * T.polygon_feature_loss(k, a, b), rel=1e-10)
+        # padding with dropped features adds 1/3 each
+        Wp = torch.cat([W, torch.zeros(2, 3, dtype=torch.float64)], 1)
+        bp = torch.cat([torch.full((k,), b, dtype=torch.float64), torch.zeros(3, dtype=torch.float64)])
+        assert float(TCR.limit_loss(Wp, bp)) == pytest.approx(total + 1, rel=1e-10)
+        assert int(TCR.represented(Wp, bp).sum()) == k
 
 
 def test_two_feature_boundary_counterexample_is_pinned():
