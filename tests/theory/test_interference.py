@@ -218,7 +218,8 @@ def test_readout_capacity_solves_its_equation(m, d):
 def test_readout_capacity_asymptotic_is_the_posts_figure_and_the_limit():
     assert I.readout_capacity_asymptotic(1000, 800) == pytest.approx(800 / (8 * math.log(1000)))
     assert I.readout_capacity_asymptotic(1000, 800) == pytest.approx(I.jl_capacity(1000, 800))
-    ratios = [I.readout_capacity(m, 1000) / I.readout_capacity_asymptotic(m, 1000) for m in (10**3, 10**4, 10**8, 10**16)]
+    ms = (10**3, 10**4, 10**8, 10**16)
+    ratios = [I.readout_capacity(m, 1000) / I.readout_capacity_asymptotic(m, 1000) for m in ms]
     assert all(a > b > 1 for a, b in zip(ratios, ratios[1:]))  # decreasing towards 1
     assert ratios[0] > 1.3 and ratios[-1] < 1.1
 
@@ -391,7 +392,8 @@ _TRUE_CAPACITY, _TRUE_ERRORS = I.readout_capacity, I.readout_expected_errors
         ("interference.welch_bound", "welch_bound", lambda m, d: 1.01 * _TRUE_WELCH(m, d)),
         ("interference.inner_product_distribution", "_beta", lambda d: scipy.stats.beta(d / 2, d / 2)),
         # the capacity with a wrong constant: d/(4 ln m) where the readout gives d/(8 ln m)
-        ("interference.jl_vs_typical", "readout_capacity", lambda m, d, threshold=0.5: 2 * _TRUE_CAPACITY(m, d, threshold)),
+        ("interference.jl_vs_typical", "readout_capacity",
+         lambda m, d, threshold=0.5: 2 * _TRUE_CAPACITY(m, d, threshold)),
         # the post's leading-order d/(8 ln m) taken as exact: 30-50% low at these sizes
         ("interference.jl_vs_typical", "readout_capacity", lambda m, d: d / (8 * math.log(m))),
         # the post's per-pair noise: variance k eps^2 = 8 k ln m / d
@@ -459,6 +461,33 @@ def test_anisotropic_directions_are_less_orthogonal_and_exponent_zero_is_uniform
         I.anisotropic_unit_vectors(3, 4, -1.0, torch.Generator())
 
 
+def test_embedded_features_embed_the_coefficients_and_keep_streams_in_subsets():
+    from toymodels.data import SparseFeatures
+
+    eye = torch.eye(6)[None]
+    a = DEC.EmbeddedFeatures(SparseFeatures(6, 0.3, n_instances=3, seed=4), eye.expand(3, -1, -1))
+    ref = SparseFeatures(6, 0.3, n_instances=3, seed=4)
+    assert torch.equal(a.sample(50), ref.sample_coo(50).to_dense())  # identity rows: x = c
+    assert a.dim == 6 and a.n_instances == 3 and a.spec()["kind"] == "embedded-features"
+    full = DEC.EmbeddedFeatures(SparseFeatures(6, 0.3, n_instances=3, seed=4), torch.randn(3, 6, 4))
+    sub = full.subset([2])
+    assert torch.equal(sub.sample(40), full.sample(40)[2:3])
+    # correlated pairs fire together
+    pairs = DEC.EmbeddedFeatures(SparseFeatures(6, 0.3, correlated_groups=3, group_size=2, seed=1), eye)
+    x = pairs.sample(400)[0]
+    assert torch.equal(x[:, 0::2] > 0, x[:, 1::2] > 0) and (x > 0).any()
+
+
+@pytest.mark.parametrize("shape", [(1, 5, 4), (2, 6, 4), (6, 4)])
+def test_embedded_features_reject_bad_directions(shape):
+    from toymodels.data import SparseFeatures
+
+    with pytest.raises(ValueError):
+        DEC.EmbeddedFeatures(SparseFeatures(6, 0.3, n_instances=3), torch.randn(*shape))
+    with pytest.raises(ValueError, match="d_embed"):
+        DEC.EmbeddedFeatures(SparseFeatures(6, 0.3, d_embed=4), torch.randn(1, 6, 4))
+
+
 def test_decoder_geometry_experiment_rejects_unknown_condition():
     with pytest.raises(ValueError, match="conditions"):
         DEC.decoder_geometry_experiment(conditions=("isotropic", "clustered"))
@@ -480,7 +509,8 @@ def test_orthogonality_check_holds_for_a_decoder_equal_to_the_truth(monkeypatch)
         (_random_rows, 1.0, "anisotropic_exceeds_random"),  # a random decoder shows no excess
         (lambda T: T, 0.0, "anisotropic_exceeds_random"),  # no anisotropy in the data: no excess
         # a decoder more crowded than its truth: the excess would not be inherited
-        (lambda T: I.anisotropic_unit_vectors(T.shape[1], T.shape[2], 3.0, torch.Generator().manual_seed(3), batch=(T.shape[0],)),
+        (lambda T: I.anisotropic_unit_vectors(T.shape[1], T.shape[2], 3.0, torch.Generator().manual_seed(3),
+                                              batch=(T.shape[0],)),
          1.0, "anisotropic_within_truth"),
     ],
 )

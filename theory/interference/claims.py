@@ -151,7 +151,8 @@ def _check_jl_vs_typical(ctx: Context) -> Result:
         p_case, o_case = {"noise_var": {}, "error_rate": {}}, {"noise_var": {}, "error_rate": {}, "noise_var_z": {}}
         for frac in _READOUT_FRACTIONS:
             k = int(round(frac * d))
-            nv_pred, nv, nv_se = M.k_active_noise_variance(k, d), float(sim.noise_var[k - 1]), float(sim.noise_var_se[k - 1])
+            nv_pred = M.k_active_noise_variance(k, d)
+            nv, nv_se = float(sim.noise_var[k - 1]), float(sim.noise_var_se[k - 1])
             z = abs(nv - nv_pred) / nv_se
             er_pred = M.readout_expected_errors(m, k, d) / m
             er, er_se = float(sim.error_rate[k - 1]), float(sim.error_rate_se[k - 1])
@@ -403,9 +404,11 @@ def _check_sae_decoder_orthogonality(ctx: Context) -> Result:
         f"({ex['seconds']:.1f} s on {ctx.device}). k-th neighbour median / random's for k = {', '.join(map(str, ks))} "
         f"(cosine variance ·d): "
         + "; ".join(f"{c}: best-MMCS instance (λ = {v['best']['l1_coefficient']:.3g}, MMCS {v['best']['mmcs']:.3f}, "
-                    f"L0 {v['best']['l0']:.1f}) {_ratios(v['best'], ks)} ({v['best']['cos_second_moment_times_d']:.2f}), "
+                    f"L0 {v['best']['l0']:.1f}) {_ratios(v['best'], ks)} "
+                    f"({v['best']['cos_second_moment_times_d']:.2f}), "
                     f"true directions {_ratios(v['truth'], [k for k in ks if k in pred_truth])} "
-                    f"({v['truth']['cos_second_moment_times_d']:.2f}), λ = {v['all_instances']['l1_coefficient'][lo[c]]:.3g} "
+                    f"({v['truth']['cos_second_moment_times_d']:.2f}), "
+                    f"λ = {v['all_instances']['l1_coefficient'][lo[c]]:.3g} "
                     f"instance {knn_lo[c]}"
                     for c, v in cond.items())
         + f". Anisotropic best instance exceeds random at every k: {exceeds}; no more than its truth: {inherited}; "
@@ -419,7 +422,8 @@ def _check_sae_decoder_orthogonality(ctx: Context) -> Result:
                                         f"{1 + _INHERIT_REL}" for k in ks} | {"z_var": f"> {_SE_TOL}"},
                    "isotropic_best": {f"knn{k}_median_over_random": f"1 +- {_CONTROL_REL}" for k in ks}},
         observed={"random": {"cos_mean": float(rnd.mean.mean()), "cos_second_moment": float(rnd.second_moment.mean()),
-                             "z_mean": z_mean, "z_second_moment": z_second, **{f"knn{k}_median": rnd_median[k] for k in ks}},
+                             "z_mean": z_mean, "z_second_moment": z_second,
+                             **{f"knn{k}_median": rnd_median[k] for k in ks}},
                   "conditions": cond,
                   "anisotropic_exceeds_random": exceeds, "anisotropic_within_truth": inherited,
                   "isotropic_control_random_like": control, "random_baseline_ok": random_ok},

@@ -33,16 +33,64 @@ from typing import Any, Sequence
 
 import torch
 
+from toymodels._validate import check_int
 from toymodels.data import SparseFeatures
 from toymodels.device import derive_seed, make_generator, resolve_device
 from toymodels.sae.sweep import train_sae_sweep
 
 from .mathematics import anisotropic_unit_vectors, random_unit_vectors
 
-__all__ = ["CONDITIONS", "decoder_geometry_experiment"]
+__all__ = ["CONDITIONS", "EmbeddedFeatures", "decoder_geometry_experiment"]
 
 CONDITIONS = ("isotropic", "anisotropic", "correlated")
 """The data conditions of :func:`decoder_geometry_experiment`."""
+
+
+
+class EmbeddedFeatures:
+    """Sparse features at given directions: x = sum_i c_i u_i, with the coefficients c (I, B, N)
+    of ``features`` (a :class:`toymodels.data.SparseFeatures` without an embedding of its own)
+    and fixed unit rows ``directions`` (1 or I, N, D) — e.g. anisotropic ones. A data source for
+    the trainer (the :class:`toymodels.protocols.Source` members); sampling goes through
+    :meth:`SparseFeatures.sample_coo`, so it costs in proportion to the active features, and
+    :meth:`subset` keeps each chosen instance's stream (chunked training sees the same data)."""
+
+    def __init__(self, features: SparseFeatures, directions: torch.Tensor) -> None:
+        if features.d_embed is not None:
+            raise ValueError("features must not embed its own directions (d_embed=None): these rows embed them")
+        if directions.ndim != 3 or directions.shape[1] != features.n_features:
+            raise ValueError(f"directions must be shaped (1 or I, N = {features.n_features}, D), "
+                             f"got {tuple(directions.shape)}")
+        if directions.shape[0] not in (1, features.n_instances):
+            raise ValueError(f"directions has {directions.shape[0]} instances, features {features.n_instances}: "
+                             "give 1 (shared) or the same")
+        self.features = features
+        self.device = features.device
+        self.directions = directions.to(device=self.device, dtype=torch.float32)
+        self.n_instances = features.n_instances
+        self.dim = check_int("D", int(directions.shape[-1]), 1)
+
+    def sample(self, batch_size: int) -> torch.Tensor:
+        """A batch (I, B, D)."""
+        return self.features.sample_coo(batch_size).embed(self.directions)
+
+    def get_state(self) -> Any:
+        return self.features.get_state()
+
+    def set_state(self, state: Any) -> None:
+        self.features.set_state(state)
+
+    def spec(self) -> dict[str, Any]:
+        return {"kind": "embedded-features", "features": self.features.spec(),
+                "directions_shape": list(self.directions.shape)}
+
+    def subset(self, index: Any) -> "EmbeddedFeatures":
+        """The chosen instances, with exactly the data this source gives them."""
+        sub = self.features.subset(index)
+        if self.directions.shape[0] == 1:
+            return EmbeddedFeatures(sub, self.directions)
+        idx = torch.arange(self.n_instances, device=self.device)[index]
+        return EmbeddedFeatures(sub, self.directions[idx.reshape(-1)])
 
 
 def decoder_geometry_experiment(
@@ -97,17 +145,16 @@ def decoder_geometry_experiment(
     seconds = 0.0
     independent = [c for c in ("isotropic", "anisotropic") if c in conditions]
     if independent:
-        src = SparseFeatures(n_features, p, n_instances=n * len(independent), d_embed=d, seed=seed, device=dev)
         # instance c*n + j: condition c's directions, L1 coefficient l1[j]
-        src.directions = torch.cat([truth[c][None].expand(n, -1, -1) for c in independent]).contiguous()
+        rows = torch.cat([truth[c][None].expand(n, -1, -1) for c in independent]).contiguous()
+        src = EmbeddedFeatures(SparseFeatures(n_features, p, n_instances=len(rows), seed=seed, device=dev), rows)
         run = train_sae_sweep(src, l1_coefficient=l1 * len(independent), truth=src.directions, **opts)
         seconds += run.seconds
         for c_i, c in enumerate(independent):
             sweeps[c] = run.select(range(c_i * n, (c_i + 1) * n))
     if "correlated" in conditions:
-        src = SparseFeatures(n_features, p, d_embed=d, correlated_groups=n_features // 2, group_size=2, seed=seed,
-                             device=dev)
-        src.directions = truth["correlated"][None].contiguous()
+        pairs = SparseFeatures(n_features, p, correlated_groups=n_features // 2, group_size=2, seed=seed, device=dev)
+        src = EmbeddedFeatures(pairs, truth["correlated"][None])
         sweeps["correlated"] = train_sae_sweep(src, l1_coefficient=l1, truth=src.directions, **opts)
         seconds += sweeps["correlated"].seconds
     ks_f = [k for k in ks if k <= dict_size - 1]
