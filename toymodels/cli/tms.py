@@ -7,8 +7,7 @@ is one flag.
 from __future__ import annotations
 
 import argparse
-import dataclasses
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from .. import configargs
 from .._validate import check_int
@@ -53,69 +52,32 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run_tms(args: argparse.Namespace) -> int:
-    from ..analysis import classify_geometry, dimensions_per_feature, feature_dimensionality, feature_norms
-    from ..data import SparseFeatures
-    from ..device import derive_seed, resolve_device, set_threads
-    from ..models import build_model
-    from ..runs import save_weights, write_json
-    from ..train import best_of, train
+    from ..device import set_threads
+    from ..experiments import train_tms
+    from ..runs import write_json
 
     run = _common.run_settings(args)
     sweep = configargs.build(TMSSettings, args)
-    cfg1 = configargs.build(TMSConfig, args)
+    cfg = configargs.build(TMSConfig, args)
     tcfg = _common.train_config(args)
-    n_inst = cfg1.n_instances
-    probs = _common.sweep_probabilities(sweep.feature_probability, n_inst)
-    cfg = dataclasses.replace(cfg1, n_instances=n_inst * sweep.best_of)
+    probs = _common.sweep_probabilities(sweep.feature_probability, cfg.n_instances)
     out = _common.check_output_dir(run.out)
     run_flags = _common.train_flags(run)
-    device = resolve_device(run.device)
-    source = SparseFeatures(
-        cfg.n_features,
-        probs.repeat_interleave(sweep.best_of),
-        cfg.n_instances,
-        magnitude="signed" if cfg.kind == "computation" else "uniform",
-        seed=derive_seed(run.seed, "data"),
-        device=device,
-    )
-    threads = set_threads(run.threads, work=cfg.n_instances * tcfg.batch_size * cfg.n_features * cfg.d_hidden * 2)
-    model = build_model(cfg, seed=run.seed, device=device)
-    result = train(model, source, tcfg, out, desc=f"tms x{cfg.n_instances}", **run_flags)
-    model, losses = result.model, result.final_loss
-    metrics = dict(result.metrics)
+    n_trained = cfg.n_instances * sweep.best_of
+    threads = set_threads(run.threads, work=n_trained * tcfg.batch_size * cfg.n_features * cfg.d_hidden * 2)
+    tr = train_tms(cfg, probs, train=tcfg, best_of=sweep.best_of, seed=run.seed, magnitude=None, device=run.device,
+                   out=out, quiet=None, **run_flags)
+    losses, metrics = tr.loss, tr.metrics
     # The all-zero output scores mean_i(I_i) * E[x^2] = mean_i(I_i) * p / 3 (magnitudes uniform
-    # on [0, 1] or [-1, 1]); a model above it after training has not converged.
-    zero_loss = (model.importance.mean(dim=1).cpu() * probs.repeat_interleave(sweep.best_of) / 3).tolist()
-    trainer_ok = result.converged.tolist() if getattr(result, "converged", None) is not None else None
+    # on [0, 1] or [-1, 1]); a kept model above it after training has not converged.
+    zero_loss = (tr.model.importance.mean(dim=1).cpu() * probs / 3).tolist()
+    trainer_ok = tr.result.converged[tr.chosen].tolist() if tr.result.converged is not None else None
     converged = _common.converged(trainer_ok, losses.tolist(), zero_loss)
-    if sweep.best_of > 1:
-        model, chosen = best_of(model, losses, sweep.best_of)
-        metrics["all_losses"] = losses.tolist()
-        metrics["best_of"] = sweep.best_of
-        metrics["chosen_instances"] = chosen.tolist()
-        losses = losses[chosen]
-        converged = [converged[c] for c in chosen.tolist()]
-    W = model.W.detach()
-    metrics.update(
-        loss=losses.tolist(),
-        feature_probability=probs.tolist(),
-        dimensionality=feature_dimensionality(W).cpu().tolist(),
-        dimensions_per_feature=dimensions_per_feature(W).cpu().tolist(),
-        feature_norms=feature_norms(W).cpu().tolist(),
-        geometry=[classify_geometry(W[i]) for i in range(W.shape[0])],
-        converged=converged,
-        non_converged_instances=[i for i, ok in enumerate(converged) if not ok],
-        threads=threads,
-    )
-    if sweep.best_of > 1:
-        save_weights(out / "model.safetensors", model)
-        write_json(out / "config.json", {
-            "model": model.spec(), "data": source.spec(), "train": asdict(tcfg),
-            "best_of": sweep.best_of, "chosen_instances": metrics["chosen_instances"],
-        })
+    metrics.update(converged=converged, non_converged_instances=[i for i, ok in enumerate(converged) if not ok],
+                   threads=threads)
     write_json(out / "metrics.json", metrics)
-    print(f"trained {cfg.n_instances} instance(s) of {cfg.kind} {cfg.n_features}->{cfg.d_hidden} "
-          f"for {tcfg.steps} steps on {result.device} in {result.train_seconds:.2f} s ({threads} thread(s))")
+    print(f"trained {n_trained} instance(s) of {cfg.kind} {cfg.n_features}->{cfg.d_hidden} "
+          f"for {tcfg.steps} steps on {tr.result.device} in {tr.result.train_seconds:.2f} s ({threads} thread(s))")
     print(f"{'inst':>4} {'p':>9} {'loss':>10}  geometry")
     for i in range(len(losses)):
         labels = metrics["geometry"][i]
