@@ -525,3 +525,10 @@ def test_chunked_training_leaves_the_source_where_an_unchunked_run_does(kind):
     ref = run(None)
     for per_chunk in (1, 2):
         assert torch.equal(run(per_chunk), ref), f"max_instances_per_chunk={per_chunk}"
+
+
+def test_a_source_of_another_width_is_rejected_before_work(tmp_path):
+    m, _ = _tiny()
+    with pytest.raises(ValueError, match="width 6.*n_features = 5"):
+        train(m, SparseFeatures(6, 0.05, 3), TrainConfig(**TINY), tmp_path / "run")
+    assert not (tmp_path / "run").exists()

@@ -36,6 +36,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ._validate import check_choice, check_float, check_int, check_nonneg, check_positive
+from .data import check_compatible
 from .protocols import (
     MODEL_MEMBERS,
     STREAM_SOURCE_MEMBERS,
@@ -647,14 +648,9 @@ def train(
     ValueError naming ``batch_size`` before any work.
     """
     _check_inputs(model, source, config)
+    check_compatible(model, source)  # width, instances and device of the batches, named
     dev = _device_of(model)
-    if source.device.type != dev.type:
-        raise ValueError(f"the data source is on {source.device} but the model is on {dev}; use one device")
     n_inst = int(model.n_instances)
-    if source.n_instances not in (1, n_inst):
-        raise ValueError(
-            f"the data source has {source.n_instances} instances but the model has {n_inst}; use 1 (shared) or the same"
-        )
     if resume and overwrite:
         raise ValueError("resume and overwrite exclude each other: resume continues the run in the folder, overwrite replaces it")
     if resume and out is None:
