@@ -20,6 +20,10 @@ from ..device import DEVICE_CHOICES, parse_threads
 from ..train import TrainConfig
 
 
+EXIT_CODES = ("Exit codes: 0 done; 1 training diverged (NaN/inf; the last good checkpoint is kept); "
+              "2 bad input or an unusable run folder (one line, nothing trained).")
+
+
 @dataclass(frozen=True)
 class RunSettings:
     """Where a run goes and how it runs (flags shared by every subcommand)."""
@@ -119,14 +123,7 @@ def check_output_dir(path: str | Path, flag: str = "--out") -> Path:
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise ValueError(f"{flag} {path} is a file, not a folder")
-    probe = path
-    while not probe.exists():
-        if probe.parent == probe:
-            break
-        probe = probe.parent
-    if not probe.is_dir():
-        raise ValueError(f"{flag} {path} goes through {probe}, which is a file, not a folder")
-    _check_writable(probe, flag, path)
+    _check_parent_writable(path, path, flag)
     return path
 
 
@@ -140,15 +137,18 @@ def check_output_file(path: str | Path, flag: str) -> Path:
         raise ValueError(f"{flag} {path} is a folder, not a file")
     if path.exists() and not os.access(path, os.W_OK):
         raise ValueError(f"{flag} {path} is read-only")
-    probe = path.parent
-    while not probe.exists():
-        if probe.parent == probe:
-            break
+    _check_parent_writable(path.parent, path, flag)
+    return path
+
+
+def _check_parent_writable(start: Path, path: Path, flag: str) -> None:
+    """The nearest existing folder at or above ``start`` must be a writable folder."""
+    probe = start
+    while not probe.exists() and probe.parent != probe:
         probe = probe.parent
     if not probe.is_dir():
         raise ValueError(f"{flag} {path} goes through {probe}, which is a file, not a folder")
     _check_writable(probe, flag, path)
-    return path
 
 
 def _check_writable(folder: Path, flag: str, path: Path) -> None:

@@ -115,8 +115,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="train sparse autoencoders (an L1 or k sweep over instances)",
         description="Train I SAEs side by side on synthetic data or a toy model's activations; write "
         "config.json, model.safetensors, history.json and metrics.json into --out.",
-        epilog="Exit codes: 0 done; 1 training diverged (NaN/inf; the last good checkpoint is kept); "
-        "2 bad input or an unusable run folder (one line, nothing trained).",
+        epilog=_common.EXIT_CODES,
     )
     d = p.add_argument_group("data")
     configargs.add_arguments(d, SAEData, metavars={"feature_probability": "P", "tms_run": "DIR"})

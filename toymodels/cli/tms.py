@@ -39,8 +39,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="train toy models of superposition (a sweep over instances)",
         description="Train I toy models side by side; write config.json, model.safetensors, "
         "metrics.json and history.json into --out.",
-        epilog="Exit codes: 0 done; 1 training diverged (NaN/inf; the last good checkpoint is kept); "
-        "2 bad input or an unusable run folder (one line, nothing trained).",
+        epilog=_common.EXIT_CODES,
     )
     configargs.add_arguments(p, TMSConfig, flags=TMS_FLAGS, include=["kind", "n_features", "d_hidden", "n_instances"])
     configargs.add_arguments(p, TMSSettings, include=["feature_probability"], metavars={"feature_probability": ("P", "P_LAST")})
