@@ -371,8 +371,8 @@ def evaluate(
 
     With ``max_instances`` < I the instances are evaluated that many at a time: the source
     is rewound for each group and draws the same batches, so every instance sees exactly
-    the data (and gets exactly the loss) of an evaluation of all instances at once, and the
-    source ends in the same state.
+    the data of an evaluation of all instances at once (its loss equal up to the last bits
+    of a batched matmul), and the source ends in the same state.
     """
     n_inst = int(model.n_instances)
     groups = [slice(0, n_inst)]
