@@ -1,14 +1,15 @@
 """Figure 4 — the two-feature phase diagram (Elhage et al. 2022, "Superposition as a Phase
-Change").
+Change"), from the true optimum.
 
 Two features, one hidden dimension; feature 2 has importance r relative to feature 1 and both
-have density p. Left: what trained models do (one batched run over the (r, p) grid, best of
-several seeds): feature 2 not represented, given the dimension (feature 1 dropped), or stored
-in superposition with feature 1. Right: the winner among the three configurations of the paper
-(:func:`theory.tms.two_feature_losses`: ignore feature 2, ignore feature 1, antipodal pair with
-b = 0). Both panels carry the analytic boundary p = min(4r/(2+5r), 4/(5+2r)) (solid) and the
-boundary when the antipodal pair's bias and weight scale are optimised too (dashed), which
-:mod:`theory.tms` derives exactly: at r = 1 that pair wins at every density.
+have density p. Left: what the optimum of the 2 → 1 model is at each (r, p) —
+:func:`theory.tms.optimal_two_feature`, the global minimum over W and b of the exact expected
+loss — classified by its structure (:func:`theory.tms.two_feature_optimum_phase`: one feature
+dropped, an antipodal pair, an asymmetric pair, a same-sign pair). Right: trained 2 → 1 models
+(one batched run over a coarser grid, best of several seeds, via
+:func:`toymodels.experiments.train_tms`), classified the same way. Both carry the seed's
+analytic boundary p = min(4r/(2+5r), 4/(5+2r)) (the b = 0 antipodal pair against the better
+dedicated configuration): the true optimum superposes above it too (``tms.two_feature_boundary``).
 """
 from __future__ import annotations
 
@@ -20,52 +21,50 @@ import numpy as np
 import torch
 
 from figures.common import plt, savefig
-from theory.tms import two_feature_boundary, two_feature_losses, two_feature_phase
-from toymodels.data import SparseFeatures
-from toymodels.device import derive_seed
-from toymodels.models import TMSConfig, build_model
-from toymodels.train import TrainConfig, best_of, train
+from theory.tms import TWO_FEATURE_PHASES, optimal_two_feature, two_feature_boundary, two_feature_phase
+from toymodels.experiments import train_tms
+from toymodels.models import TMSConfig
+from toymodels.train import TrainConfig
 
 PRESETS: dict[str, dict[str, Any]] = {
-    "tiny": dict(n_p=5, n_r=5, p_min=0.05, r_max=10.0, seeds=1, steps=150, batch=256, lr=3e-3, n_curve=5, n_near_1=0,
-                 seed=0),
-    "quick": dict(n_p=15, n_r=15, p_min=0.05, r_max=10.0, seeds=4, steps=2000, batch=256, lr=3e-3, n_curve=17,
-                  n_near_1=9, seed=0),
-    "full": dict(n_p=40, n_r=40, p_min=0.01, r_max=10.0, seeds=4, steps=10000, batch=1024, lr=1e-3, n_curve=61,
-                 n_near_1=21, seed=0),
+    "tiny": dict(opt_p=5, opt_r=5, train_p=3, train_r=3, p_min=0.05, r_max=10.0, seeds=1, steps=150, batch=128,
+                 lr=3e-3, seed=0),
+    "quick": dict(opt_p=14, opt_r=15, train_p=7, train_r=9, p_min=0.05, r_max=10.0, seeds=3, steps=2000, batch=256,
+                  lr=3e-3, seed=0),
+    "full": dict(opt_p=40, opt_r=41, train_p=20, train_r=21, p_min=0.02, r_max=10.0, seeds=4, steps=10000,
+                 batch=1024, lr=1e-3, seed=0),
 }
-PHASES = ("ignore feature 2", "ignore feature 1", "superposition")
-PHASE_LABELS = ("feature 2 not represented", "feature 2 gets the dimension", "superposition (both |w_i| > 0.5)")
-COLORS = ("#d9d9d9", "#fdae61", "#5e3c99")
+COLORS = {"feature 2 dropped": "#d9d9d9", "feature 1 dropped": "#fdae61", "antipodal pair": "#5e3c99",
+          "asymmetric pair": "#b2abd2", "same-sign pair": "#1b9e77", "neither": "white"}
+LABELS = {"feature 2 dropped": "feature 2 dropped (feature 1 dedicated)",
+          "feature 1 dropped": "feature 1 dropped (feature 2 dedicated)",
+          "antipodal pair": "antipodal pair (each output silenced by the other feature)",
+          "asymmetric pair": "asymmetric pair (one output never silenced)",
+          "same-sign pair": "same-sign pair", "neither": "neither represented"}
 
 
-def train_grid(cfg: dict[str, Any], device: torch.device):
-    """Trained phase (n_p, n_r) as indices into PHASES (-1: neither), with the grids."""
-    ps = np.geomspace(cfg["p_min"], 1.0, cfg["n_p"])
-    rs = np.geomspace(1 / cfg["r_max"], cfg["r_max"], cfg["n_r"])
-    P, R = np.meshgrid(ps, rs, indexing="ij")
-    seeds = cfg["seeds"]
-    probs = torch.tensor(P.ravel(), dtype=torch.float32).repeat_interleave(seeds)
-    imp = torch.tensor(np.stack([np.ones(R.size), R.ravel()], 1), dtype=torch.float32).repeat_interleave(seeds, 0)
-    src = SparseFeatures(2, probs, len(probs), seed=derive_seed(cfg["seed"], "fig04", "data"), device=device)
-    model = build_model(TMSConfig(n_features=2, d_hidden=1, n_instances=len(probs)), importance=imp,
-                        seed=cfg["seed"], device=device)
-    res = train(model, src, TrainConfig(steps=cfg["steps"], batch_size=cfg["batch"], lr=cfg["lr"], quiet=True),
-                desc="fig04")
-    best, _ = best_of(model, res.final_loss, seeds)
-    labels = two_feature_phase(best.W)
-    phase = np.array([PHASES.index(x) if x in PHASES else -1 for x in labels]).reshape(P.shape)
+def _grid(n_p: int, n_r: int, cfg: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    return np.geomspace(cfg["p_min"], 1.0, n_p), np.geomspace(1 / cfg["r_max"], cfg["r_max"], n_r)
+
+
+def optimum_grid(cfg: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Phase index (into TWO_FEATURE_PHASES) of the true optimum on the (p, r) grid."""
+    ps, rs = _grid(cfg["opt_p"], cfg["opt_r"], cfg)
+    phase = np.array([[TWO_FEATURE_PHASES.index(optimal_two_feature(float(p), float(r)).phase) for r in rs]
+                      for p in ps])
     return ps, rs, phase
 
 
-def analytic_phase(ps: np.ndarray, rs: np.ndarray) -> np.ndarray:
-    out = np.zeros((len(ps), len(rs)), dtype=int)
-    keys = ("ignore_2", "ignore_1", "antipodal")
-    for i, p in enumerate(ps):
-        for j, r in enumerate(rs):
-            loss = two_feature_losses(float(p), float(r))
-            out[i, j] = int(np.argmin([loss[k] for k in keys]))
-    return out
+def train_grid(cfg: dict[str, Any], device: torch.device) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Phase index of the best-of-seeds trained model on the (coarser) training grid."""
+    ps, rs = _grid(cfg["train_p"], cfg["train_r"], cfg)
+    P, R = np.meshgrid(ps, rs, indexing="ij")
+    imp = np.stack([np.ones(R.size), R.ravel()], 1)
+    run = train_tms(TMSConfig(n_features=2, d_hidden=1, n_instances=P.size), P.ravel().tolist(),
+                    train=TrainConfig(steps=cfg["steps"], batch_size=cfg["batch"], lr=cfg["lr"], schedule="cosine"),
+                    best_of=cfg["seeds"], seed=cfg["seed"], device=device, importance=imp, desc="fig04")
+    labels = two_feature_phase(run.model.W, run.model.b_IN)
+    return ps, rs, np.array([TWO_FEATURE_PHASES.index(x) for x in labels]).reshape(P.shape)
 
 
 def _edges(v: np.ndarray) -> np.ndarray:
@@ -74,43 +73,45 @@ def _edges(v: np.ndarray) -> np.ndarray:
     return np.exp(np.concatenate([[2 * lv[0] - mid[0]], mid, [2 * lv[-1] - mid[-1]]]))
 
 
+def _superposes_above_boundary(ps: np.ndarray, rs: np.ndarray, phase: np.ndarray) -> tuple[int, int]:
+    pair = np.isin(phase, [TWO_FEATURE_PHASES.index(x) for x in ("antipodal pair", "asymmetric pair",
+                                                                   "same-sign pair")])
+    above = ps[:, None] >= np.array([two_feature_boundary(float(r)) for r in rs])[None, :]
+    return int((pair & above).sum()), int(above.sum())
+
+
 def make(cfg: dict[str, Any], out_dir: Path, device: torch.device) -> list[Path]:
-    ps, rs, trained = train_grid(cfg, device)
-    fine_p = np.geomspace(_edges(ps)[0], 1.0, 120)
-    analytic = analytic_phase(fine_p, rs)
+    po, ro, opt = optimum_grid(cfg)
+    pt, rt, trained = train_grid(cfg, device)
     r_curve = np.geomspace(1 / cfg["r_max"], cfg["r_max"], 400)
     b_unit = [two_feature_boundary(float(r)) for r in r_curve]
-    # The optimised boundary climbs steeply to p = 1 at r = 1: sample it densely there.
-    r_opt = np.unique(np.concatenate([np.geomspace(1 / cfg["r_max"], cfg["r_max"], cfg["n_curve"]),
-                                      np.geomspace(0.75, 1 / 0.75, cfg["n_near_1"])]))
-    b_opt = [two_feature_boundary(float(r), "optimal") for r in r_opt]
 
-    cmap = mpl.colors.ListedColormap(("white",) + COLORS)
-    norm = mpl.colors.BoundaryNorm([-1.5, -0.5, 0.5, 1.5, 2.5], cmap.N)
-    fig, axes = plt.subplots(1, 2, figsize=(12, 5.2), sharey=True)
-    for ax, grid, pv, title in (
-        (axes[0], trained, ps, f"trained 2 → 1 models (best of {cfg['seeds']} seeds, {cfg['steps']} steps)"),
-        (axes[1], analytic, fine_p, "analytic: cheapest of the three configurations (b = 0 antipodal)"),
+    cmap = mpl.colors.ListedColormap([COLORS[x] for x in TWO_FEATURE_PHASES])
+    norm = mpl.colors.BoundaryNorm(np.arange(len(TWO_FEATURE_PHASES) + 1) - 0.5, cmap.N)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5.4), sharey=True)
+    n_above, n_cells = _superposes_above_boundary(po, ro, opt)
+    for ax, grid, pv, rv, title in (
+        (axes[0], opt, po, ro, f"true optimum of the 2 → 1 model ({n_above} of {n_cells} cells above the\n"
+                               "boundary superpose)"),
+        (axes[1], trained, pt, rt, f"trained 2 → 1 models (best of {cfg['seeds']} seeds, {cfg['steps']} steps)"),
     ):
-        ax.pcolormesh(_edges(rs), _edges(pv), grid, cmap=cmap, norm=norm, shading="flat")
-        ax.plot(r_curve, b_unit, color="k", lw=1.6, label="p = min(4r/(2+5r), 4/(5+2r))  (antipodal b = 0)")
-        ax.plot(r_opt, b_opt, color="k", lw=1.4, ls="--", label="optimised antipodal bias and scale")
+        ax.pcolormesh(_edges(rv), _edges(pv), grid, cmap=cmap, norm=norm, shading="flat")
+        ax.plot(r_curve, b_unit, color="k", lw=1.6, label="seed's boundary p = min(4r/(2+5r), 4/(5+2r))")
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.set_xlim(rs[0] / 1.05, rs[-1] * 1.05)
-        ax.set_ylim(_edges(ps)[0], 1.0)
+        ax.set_xlim(_edges(rv)[0], _edges(rv)[-1])
+        ax.set_ylim(cfg["p_min"], 1.0)
         ax.set_xlabel("relative importance of feature 2, r")
         ax.set_title(title, fontsize=10)
         for axis in (ax.xaxis, ax.yaxis):
             axis.set_major_formatter(mpl.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
     axes[0].set_ylabel("feature density p = 1 − S")
-    handles = [mpl.patches.Patch(color=c, label=lab) for c, lab in zip(COLORS, PHASE_LABELS)]
-    if (trained < 0).any():
-        handles.append(mpl.patches.Patch(facecolor="white", edgecolor="0.5", label="neither represented"))
+    present = sorted(set(np.unique(opt)) | set(np.unique(trained)))
+    handles = [mpl.patches.Patch(facecolor=COLORS[TWO_FEATURE_PHASES[i]], edgecolor="0.5",
+                                 label=LABELS[TWO_FEATURE_PHASES[i]]) for i in present]
     handles += axes[0].get_legend_handles_labels()[0]
-    fig.legend(handles=handles, loc="lower center", ncol=3, fontsize=9, frameon=False, bbox_to_anchor=(0.5, -0.06))
-    agree = np.mean((trained == 2) == (ps[:, None] < np.array([two_feature_boundary(float(r)) for r in rs])[None, :]))
-    fig.suptitle(f"Two features in one dimension: where superposition wins (trained phase agrees with the solid "
-                 f"boundary on {agree:.0%} of cells)", fontsize=11)
-    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    fig.legend(handles=handles, loc="lower center", ncol=2, fontsize=9, frameon=False, bbox_to_anchor=(0.5, -0.1))
+    fig.suptitle("Two features in one dimension: what the optimum is, and where the seed's boundary puts it",
+                 fontsize=11)
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
     return [savefig(fig, out_dir, "fig04_phase_diagram")]
