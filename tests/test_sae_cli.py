@@ -109,3 +109,19 @@ def test_k_is_ignored_with_a_note_for_penalty_architectures(tmp_path, capsys):
                  "--dict-size", "16", "--steps", "3", "--batch-size", "32", "--quiet", "--out", str(out)]) == 0
     assert "--k applies to topk and batchtopk; ignored for --arch relu" in capsys.readouterr().err
     assert (out / "metrics.json").exists()
+
+
+@pytest.mark.parametrize("arch, flag", [("relu", "--jumprelu-threshold"), ("topk", "--threshold-ema")])
+def test_another_architectures_option_is_noted_not_silently_dropped(tmp_path, capsys, arch, flag):
+    k = ["--k", "2"] if arch == "topk" else []
+    assert main(["sae", "--arch", arch, *k, flag, "0.3", *TINY, "--out", str(tmp_path / "r")]) == 0
+    err = capsys.readouterr().err
+    assert f"{flag} applies to --arch" in err and f"ignored for --arch {arch}" in err
+
+
+def test_the_chosen_architectures_options_reach_the_model(tmp_path):
+    out = tmp_path / "r"
+    assert main(["sae", "--arch", "jumprelu", "--jumprelu-threshold", "0.3", "--jumprelu-bandwidth", "0.02", *TINY,
+                 "--out", str(out)]) == 0
+    spec = json.loads((out / "config.json").read_text())["model"]
+    assert sorted(spec["options"].values()) == pytest.approx([0.02, 0.3])
