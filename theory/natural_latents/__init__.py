@@ -12,7 +12,7 @@ from .measures import *  # noqa: F401,F403
 from .measures import __all__ as _measures_all
 from .search import *  # noqa: F401,F403
 from .search import __all__ as _search_all
-from .claims import KL_RESAMPLING_COUNTEREXAMPLES  # noqa: E402  (registers the claims)
+from .claims import KL_RESAMPLING_ALL_ERRORS_COUNTEREXAMPLES, KL_RESAMPLING_COUNTEREXAMPLES  # noqa: E402  (registers the claims)
 from .measures import _kl_resampling_fast  # noqa: F401  (tests compare it with the slow path)
 
-__all__ = [*_measures_all, *_search_all, "KL_RESAMPLING_COUNTEREXAMPLES"]
+__all__ = [*_measures_all, *_search_all, "KL_RESAMPLING_COUNTEREXAMPLES", "KL_RESAMPLING_ALL_ERRORS_COUNTEREXAMPLES"]
