@@ -22,7 +22,7 @@ Findings at the default budget of ``interference.sae_decoder_orthogonality`` (d 
 features and latents, 1500 steps; seeds 0, 1, 2 agree; the claim's prediction was written after
 one pilot run): the best-MMCS SAE on anisotropic data is 1.2-1.3 times random at the 1st, 10th
 and 100th neighbour (cosine variance about 1.5/d), between random and its truth (1.3-1.7 times,
-2.5/d); on isotropic data it is random-like (within 4%). Pair-correlated firing gives a
+2.5/d); on isotropic data it is random-like (within 7%). Pair-correlated firing gives a
 first-neighbour excess only (about 1.37), made by training. The least sparse instance
 (lambda = 0.03) shows a first-neighbour excess near 2 in every condition, with 10th and 100th
 neighbours below random: which instance is reported decides what one sees.
