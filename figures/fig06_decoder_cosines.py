@@ -1,6 +1,7 @@
 """Figure 6: how orthogonal are an SAE's decoder directions? (seed 000's histograms, on a toy).
 
-A ReLU SAE L1 sweep (one batched run) on sparse features embedded at random unit directions.
+A ReLU SAE L1 sweep (one batched run) on sparse features embedded at random unit directions
+(:func:`theory.interference.decoder_geometry_experiment`, isotropic condition).
 Panels 1-3: each latent's k-th largest |cos| to the other latents (k = 1, 10, 100) for the SAE
 instance that recovers the features best (highest MMCS) and the least sparse one, against
 random unit vectors in the same dimension (sampled, and the exact order-statistic density).
@@ -15,23 +16,19 @@ import numpy as np
 import scipy.stats
 import torch
 
-from theory.interference import inner_product_tail
-from theory.sae.geometry import (
-    decoder_cosine_stats,
-    decoder_orthogonality_experiment,
-    knn_cosine_quantile_random,
-)
+from theory.interference import decoder_geometry_experiment, inner_product_tail
+from theory.sae.geometry import decoder_cosine_stats, knn_cosine_quantile_random
 
 from .common import plt, savefig
 
 PRESETS = {
     "tiny": dict(n_features=64, d=8, dict_size=128, l1_coefficient=(0.1, 0.3), steps=60, batch_size=256,
                  n_random=2, n_k=6),
-    "quick": dict(n_features=128, d=32, dict_size=128, l1_coefficient=(0.03, 0.1, 0.3, 1.0), steps=2000,
+    "quick": dict(n_features=128, d=32, dict_size=128, l1_coefficient=(0.03, 0.1, 0.3, 1.0), steps=2000, lr=3e-3,
                   batch_size=512, n_random=8, n_k=24),
     # larger than the catalogue's toy; seed 000's own SAE had d = 768 and 24576 latents
     "full": dict(n_features=1024, d=128, dict_size=1024, l1_coefficient=(0.03, 0.1, 0.3, 1.0, 3.0), steps=20000,
-                 batch_size=2048, n_random=16, n_k=40),
+                 lr=3e-3, batch_size=2048, n_random=16, n_k=40),
 }
 
 
@@ -43,8 +40,9 @@ def _knn_density(k: int, m: int, d: int, grid: np.ndarray) -> np.ndarray:
 
 def make(cfg: dict, out_dir: Path, device: torch.device) -> list[Path]:
     exp_kw = {k: v for k, v in cfg.items() if k != "n_k"}
-    ex = decoder_orthogonality_experiment(**exp_kw, device=device)
-    sweep, sae_stats, rnd, d, m = ex["sweep"], ex["sae"], ex["random"], ex["d"], ex["m"]
+    ex = decoder_geometry_experiment(**exp_kw, conditions=("isotropic",), device=device)
+    iso = ex["conditions"]["isotropic"]
+    sweep, sae_stats, rnd, d, m = iso["sweep"], iso["sae"], ex["random"], ex["d"], ex["m"]
     ks = sorted(ex["predicted_median"])
     best = int(np.nanargmax(sweep.mmcs))
     low = int(np.argmin(sweep.values))

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from theory.sae.geometry import dictionary_ratio_sweep
 from toymodels import SparseFeatures
+from toymodels.sae.sweep import dictionary_ratio_sweep
 
 from .common import plt, savefig
 

@@ -1,11 +1,14 @@
 """Figure 9: firing frequencies and high-frequency pruning of an SAE on a toy model.
 
-An L1 sweep of ReLU SAEs (one batched run) on the hidden activations of a trained toy model
-(:func:`theory.sae.stability.pruning_curve`, the experiment of the claim
-``sae.high_frequency_pruning``). Left: the firing-frequency histogram of every SAE (log x).
-Middle and right: the lowest-λ SAE pruned by removing its highest-frequency latents until L0
-reaches a target, against removing latents in random order and against the SAEs trained at
-higher λ — MSE and the toy model's loss with the SAE spliced into its hidden layer.
+An L1 sweep of ReLU SAEs (one batched run per row) on the hidden activations of a trained toy
+model (:func:`theory.sae.pruning.pruning_curve`, the experiment of the claim
+``sae.high_frequency_pruning``). Top row: the claim's setting — the hidden layer also carries
+dense features in extra dimensions that the readout ignores (:class:`theory.sae.pruning.NullSpaceModel`).
+Bottom row: the control, the plain toy model (its readout has full rank). Left: the
+firing-frequency histogram of every SAE (log x). Middle and right: the lowest-λ SAE pruned by
+removing its highest-frequency latents until L0 reaches a target, against removing latents in
+random order and against the SAEs trained at higher λ — MSE and the toy model's loss with the
+SAE spliced into its hidden layer.
 """
 from __future__ import annotations
 
@@ -15,7 +18,8 @@ import numpy as np
 import torch
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-from theory.sae.stability import pruning_curve, trained_toy_model
+from theory.sae.pruning import NULL_SPACE, NullSpaceModel, pruning_curve
+from theory.sae.stability import trained_toy_model
 
 from .common import plt, savefig
 
@@ -32,11 +36,23 @@ PRESETS = {
 def make(cfg: dict, out_dir: Path, device: torch.device) -> list[Path]:
     n, m, p, model_steps = cfg["model"]
     model = trained_toy_model(n, m, p, steps=model_steps, device=device)
-    r = pruning_curve(model, l1_coefficients=cfg["l1"], feature_probability=p, steps=cfg["steps"], n_eval=cfg["n_eval"],
-                      n_targets=cfg["targets"], n_random_orders=cfg["orders"], device=device)
+    null = NullSpaceModel(model, **NULL_SPACE)
+    kw = dict(l1_coefficients=cfg["l1"], steps=cfg["steps"], n_eval=cfg["n_eval"], n_targets=cfg["targets"],
+              n_random_orders=cfg["orders"], device=device)
+    fig, axes = plt.subplots(2, 3, figsize=(16, 9.4))
+    _row(axes[0], pruning_curve(null, feature_probability=null.feature_probabilities(p), **kw), cfg, p,
+         f"+ {null.n_dense} dense features (p = {null.p_dense:g}) in {null.n_null} dims the readout ignores")
+    _row(axes[1], pruning_curve(model, feature_probability=p, **kw), cfg, p, "control: the plain toy model")
+    fig.suptitle(f"High-frequency pruning of ReLU SAEs on a toy model ({n} sparse features in {m} dims)", fontsize=12)
+    fig.tight_layout()
+    return [savefig(fig, out_dir, "fig09_frequency_pruning")]
+
+
+def _row(axes, r, cfg: dict, p: float, setting: str) -> None:
+    """One setting: frequency histograms, then the MSE and downstream pruning curves."""
+    ax0, ax1, ax2 = axes
     lams = r.l1_coefficients
     colors = plt.cm.viridis(np.linspace(0.0, 0.85, len(lams)))
-    fig, (ax0, ax1, ax2) = plt.subplots(1, 3, figsize=(16, 4.6))
 
     # ---- firing-frequency histograms
     lo = min(1e-4, float(r.frequency[r.frequency > 0].min()) / 2)
@@ -56,7 +72,7 @@ def make(cfg: dict, out_dir: Path, device: torch.device) -> list[Path]:
     ax0.set_xscale("log")
     ax0.set_xlabel("firing frequency of a latent")
     ax0.set_ylabel("latents")
-    ax0.set_title(f"{r.frequency.shape[1]} latents on a toy model ({n} features in {m} dims)")
+    ax0.set_title(f"{setting}\n{r.frequency.shape[1]} latents", fontsize=10)
     ax0.legend(fontsize=8, loc="upper left")
 
     # ---- pruning curves
@@ -86,10 +102,9 @@ def make(cfg: dict, out_dir: Path, device: torch.device) -> list[Path]:
         ax.grid(alpha=0.3, which="both")
     ax2.axhline(r.clean_loss, color="tab:green", ls="--", lw=1, label="clean (no SAE)")
     ax2.axhline(r.zero_ablated_loss, color="tab:red", ls="--", lw=1, label="hidden layer zeroed")
-    ax1.set_title("reaching a lower L0: prune by frequency, at random, or retrain")
-    ax2.set_title(f"downstream: at L0 {m0['target_l0']:.1f} pruned {m0['pruned_downstream']:.3g} vs trained "
-                  f"{m0['trained_downstream']:.3g}", fontsize=11)
-    ax1.legend(fontsize=8, loc="lower left")
-    ax2.legend(fontsize=8, loc="lower left")
-    fig.tight_layout()
-    return [savefig(fig, out_dir, "fig09_frequency_pruning")]
+    ax1.set_title(f"MSE: at L0 {m0['target_l0']:.1f} pruned / trained = {m0['pruned_mse'] / m0['trained_mse']:.2f}",
+                  fontsize=10)
+    ax2.set_title(f"downstream: at L0 {m0['target_l0']:.1f} pruned / trained = "
+                  f"{m0['pruned_downstream'] / m0['trained_downstream']:.3f}", fontsize=10)
+    ax1.legend(fontsize=7.5, loc="lower left")
+    ax2.legend(fontsize=7.5, loc="lower left")

@@ -2,7 +2,7 @@
 
 ReLU SAEs from several seeds at several L1 coefficients, on the hidden activations of a trained
 toy model and of a random-weight copy (same shape and weight norm, same sparse inputs), all in
-one batched run (:func:`theory.sae.stability.seed_stability`, the experiment of the claim
+one batched run (:func:`toymodels.sae.sweep.seed_stability`, the experiment of the claim
 ``sae.seed_stability``). Left: the MMCS between every pair of SAEs, each model at the smallest
 λ whose L0 is at most 1.5x the data's true L0. Right: cross-seed MMCS per λ for both models,
 with the chance level (an SAE on one model against an SAE on the other).
@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from theory.sae.stability import L0_FACTOR, least_penalised, seed_stability, trained_toy_model
+from theory.sae.stability import L0_FACTOR, least_penalised, trained_toy_model
+from toymodels.sae.sweep import seed_stability
 
 from .common import plt, savefig
 

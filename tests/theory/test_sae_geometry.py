@@ -164,7 +164,6 @@ def test_claim_tiny(cid):
     assert rec.verdict in allowed_verdicts(c.status)
     assert rec.verdict == TINY_VERDICTS[cid], rec.detail
     assert rec.predicted and rec.observed and rec.tolerance and "raised" not in rec.detail
-    assert rec.seconds < 20
 
 
 def test_gated_claim_tiny_details():

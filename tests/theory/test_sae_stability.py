@@ -122,3 +122,19 @@ def test_check_at_tiny_budget(cid):
 def test_check_at_default_budget(cid):
     rec = run_claim(CLAIMS[cid], Context(budget="default"))
     assert rec.verdict == TINY_VERDICTS[cid], rec.detail
+
+
+def test_stability_verdict_holds_and_fails():
+    """Negative control of ``sae.seed_stability``: the verdict fails when the trained model's seeds
+    agree less than 0.95, or when the random model's agree as much; swapping the two models fails."""
+    l0 = np.array([[[4.0, 4.0], [1.0, 1.0]], [[9.0, 9.0], [3.0, 3.0]]])  # (model, λ, seed); true L0 2
+    cross = np.array([[[0.90], [0.97]], [[0.99], [0.80]]])  # picks: trained λ 1 (0.97), random λ 1 (0.80)
+    ok, trained, rand, pick = S.stability_verdict(cross, l0, 2.0)
+    assert ok and pick == [1, 1] and (trained, rand) == (0.97, 0.80)
+    assert not S.stability_verdict(cross[::-1], l0[::-1], 2.0)[0]  # the models swapped
+    low = cross.copy()
+    low[0, 1] = 0.94
+    assert not S.stability_verdict(low, l0, 2.0)[0]
+    same = cross.copy()
+    same[1, 1] = 0.97
+    assert not S.stability_verdict(same, l0, 2.0)[0]

@@ -20,15 +20,14 @@ Training and the matched-L0 comparison live in the experiments layer,
 :mod:`toymodels.sae.sweep` (:func:`~toymodels.sae.sweep.train_sae_sweep`,
 :func:`~toymodels.sae.sweep.matched_l0`, …), and the bound data source in
 :class:`toymodels.data.BoundFeatures` (H base directions u_j and partners u_j R, the 2H features
-firing independently; the binding only constrains when H > d, so the experiments use H = 2d);
-they are re-exported here for older imports. This module adds the measures of a learned binding
-(:func:`binding_error`, :func:`pairs_recovered`).
+firing independently; the binding only constrains when H > d, so the experiments use H = 2d).
+This module adds the measures of a learned binding (:func:`binding_error`, :func:`pairs_recovered`).
 
-Experiments shared by claims and figures: :func:`decoder_orthogonality_experiment` (figure 6;
-the claim ``interference.sae_decoder_orthogonality`` lives in :mod:`theory.interference.claims`),
-:func:`gated_vs_rescaled_experiment` (claim ``sae.gated_vs_rescaled``; figure 8 runs :func:`architecture_frontier` over all six
-architectures), :func:`bound_dictionary_experiment` (claim ``sae.bound_dictionary``);
-figure 7 runs :func:`dictionary_ratio_sweep`.
+Experiments shared by claims and figures: :func:`gated_vs_rescaled_experiment` (claim
+``sae.gated_vs_rescaled``; figure 8 runs :func:`~toymodels.sae.sweep.architecture_frontier` over
+all six architectures) and :func:`bound_dictionary_experiment` (claim ``sae.bound_dictionary``).
+The decoder-geometry claim ``interference.sae_decoder_orthogonality`` and its experiment (figure 6)
+live in :mod:`theory.interference`; they use the cosine statistics above.
 
 Findings at the default budget when this was written (the claims' records carry the numbers):
 a toy SAE that recovers randomly embedded features has a decoder about as orthogonal as random
@@ -53,18 +52,10 @@ from toymodels import SparseFeatures
 from toymodels._validate import check_float, check_int
 from toymodels.data import BoundFeatures
 from toymodels.device import derive_seed, make_generator, resolve_device
-from toymodels.sae.sweep import (
-    SweepResult,
-    architecture_frontier,
-    common_l0_grid,
-    dictionary_ratio_sweep,
-    interpolate_at_l0,
-    matched_l0,
-    train_sae_sweep,
-)
+from toymodels.sae.sweep import architecture_frontier, matched_l0, train_sae_sweep
 
 from ..interference import inner_product_tail, pairwise_cosines, random_unit_vectors
-from ..registry import Context, Result, claim, holds_if, within
+from ..registry import Context, Result, claim, holds_if
 
 __all__ = [
     "KNN_KS",
@@ -73,17 +64,8 @@ __all__ = [
     "random_direction_stats",
     "random_cosine_standard_errors",
     "knn_cosine_quantile_random",
-    "SweepResult",
-    "train_sae_sweep",
-    "architecture_frontier",
-    "dictionary_ratio_sweep",
-    "interpolate_at_l0",
-    "common_l0_grid",
-    "matched_l0",
-    "BoundFeatures",
     "binding_error",
     "pairs_recovered",
-    "decoder_orthogonality_experiment",
     "gated_vs_rescaled_experiment",
     "bound_dictionary_experiment",
 ]
@@ -244,42 +226,6 @@ def pairs_recovered(sae: Any, source: BoundFeatures, threshold: float = 0.9) -> 
 # =============================================================================================
 # Experiments (shared by the claims and the figures)
 # =============================================================================================
-
-
-def decoder_orthogonality_experiment(
-    *,
-    n_features: int = 128,
-    d: int = 32,
-    dict_size: int = 128,
-    expected_l0: float = 3.0,
-    l1_coefficient: Sequence[float] = (0.03, 0.1, 0.3, 1.0),
-    steps: int = 3000,
-    batch_size: int = 1024,
-    ks: Sequence[int] = KNN_KS,
-    n_random: int = 8,
-    seed: int = 0,
-    device: str | torch.device = "cpu",
-) -> dict[str, Any]:
-    """Seed 000's comparison on a toy SAE: train a relu SAE L1 sweep (one run) on
-    ``n_features`` sparse features embedded at random unit directions in R^d, and compute the
-    decoder-cosine statistics of each instance, of the ground-truth directions, and of
-    ``n_random`` draws of ``dict_size`` random unit vectors in R^d, plus the exact medians of
-    the k-th neighbour statistic for random directions. Returns {"sweep", "sae", "truth",
-    "random", "predicted_median", "d", "m"}."""
-    dev = resolve_device(device)
-    src = SparseFeatures(n_features, expected_l0 / n_features, d_embed=d, seed=seed, device=dev)
-    sweep = train_sae_sweep(src, arch="relu", dict_size=dict_size, l1_coefficient=l1_coefficient,
-                            steps=steps, batch_size=batch_size, seed=seed)
-    ks = [k for k in ks if k <= dict_size - 1]
-    return {
-        "sweep": sweep,
-        "sae": decoder_cosine_stats(sweep.sae, ks),
-        "truth": decoder_cosine_stats(src.directions, [k for k in ks if k <= n_features - 1]),
-        "random": random_direction_stats(dict_size, d, n_draws=n_random, ks=ks, seed=seed, device=dev),
-        "predicted_median": {k: knn_cosine_quantile_random(k, dict_size, d) for k in ks},
-        "d": d,
-        "m": dict_size,
-    }
 
 
 def gated_vs_rescaled_experiment(

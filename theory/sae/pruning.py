@@ -61,7 +61,8 @@ class NullSpaceModel:
     :class:`toymodels.data.ModelActivations` and :func:`toymodels.metrics.spliced_loss` use.
     """
 
-    def __init__(self, base: ToyModel, *, n_null: int = 4, n_dense: int = 4, p_dense: float = 0.5, seed: int = 0) -> None:
+    def __init__(self, base: ToyModel, *, n_null: int = 4, n_dense: int = 4, p_dense: float = 0.5,
+                 seed: int = 0) -> None:
         if getattr(base, "kind", None) != "relu-output" or base.n_instances != 1:
             raise ValueError("base must be a one-instance relu-output toy model")
         self.base = base

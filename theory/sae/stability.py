@@ -57,6 +57,7 @@ __all__ = [
     "Featureless",
     "featureless_experiment",
     "least_penalised",
+    "stability_verdict",
     "DATASETS",
     "L0_FACTOR",
     "N_CLUSTERS",
@@ -161,8 +162,8 @@ def featureless_experiment(*, dict_sizes: Sequence[int] = (2, 4, 8, 16, 32, 64),
     full = [gen.sample(n_max)[0] for gen in (mix, square)]
     pts = torch.stack([full[d] for d in range(2) for _ in ns])  # (2 · T, n_max, 2); a set = its first n points
     set_sizes = [nt for _ in range(2) for nt in ns]
-    mix_h = GaussianMixture(n_components, 2, means=mix.means, scales=cluster_scale, seed=small_seed(seed, "mixture-heldout"),
-                            device=dev)
+    mix_h = GaussianMixture(n_components, 2, means=mix.means, scales=cluster_scale,
+                            seed=small_seed(seed, "mixture-heldout"), device=dev)
     square_h = UnitCube(2, seed=small_seed(seed, "square-heldout"), device=dev)
     held = torch.cat([mix_h.sample(n_heldout), square_h.sample(n_heldout)])
     n_t, n_f = len(ns), len(sizes)
@@ -249,6 +250,18 @@ STABILITY_THRESHOLD = 0.95
 """Cross-seed MMCS the seed reports for dictionaries on a real (trained) model."""
 
 
+def stability_verdict(cross_seed: np.ndarray, l0: np.ndarray, true_l0: float) -> tuple[bool, float, float, list[int]]:
+    """The ``sae.seed_stability`` prediction on :class:`~toymodels.sae.sweep.SeedStability` arrays
+    (``cross_seed`` (2, L, pairs), ``l0`` (2, L, S); model 0 trained, 1 random): each model at
+    :func:`least_penalised` λ; holds when the trained model's mean cross-seed MMCS is at least
+    :data:`STABILITY_THRESHOLD` and the random model's is lower. Returns (ok, trained MMCS,
+    random MMCS, the picked λ index per model)."""
+    mean = np.asarray(cross_seed).mean(-1)
+    pick = [least_penalised(np.asarray(l0)[g].mean(-1), true_l0) for g in range(2)]
+    trained, rand = float(mean[0, pick[0]]), float(mean[1, pick[1]])
+    return trained >= STABILITY_THRESHOLD and rand < trained, trained, rand, pick
+
+
 @claim(
     "sae.seed_stability",
     status="empirical",
@@ -268,9 +281,7 @@ def _check_seed_stability(ctx: Context) -> Result:
     r = seed_stability(model, n_seeds=n_seeds, l1_coefficients=lams, feature_probability=p, steps=steps,
                        seed=ctx.seed, device=ctx.device)
     mean = r.cross_seed.mean(-1)  # (2, L)
-    pick = [least_penalised(r.l0[g].mean(-1), r.true_l0) for g in range(2)]
-    trained, rand = float(mean[0, pick[0]]), float(mean[1, pick[1]])
-    ok = trained >= STABILITY_THRESHOLD and rand < trained
+    ok, trained, rand, pick = stability_verdict(r.cross_seed, r.l0, r.true_l0)
     per = "; ".join(
         f"λ={lam:g}: trained {mean[0, j]:.3f} (min pair {r.cross_seed[0][j].min():.3f}, L0 {r.l0[0][j].mean():.2f}, "
         f"MMCS to W {r.mmcs_truth[0][j].mean():.3f}, loss recovered {r.loss_recovered[0][j].mean():.2f}), random "

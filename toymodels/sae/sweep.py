@@ -280,8 +280,8 @@ def random_toy_model(like: ToyModel, *, seed: int = 0) -> ToyModel:
     """A random-weight control for ``like``: same kind, shape and importance; Xavier-normal weight
     matrices rescaled to the Frobenius norms of ``like``'s (so activations have a comparable
     scale) and zero biases. Its feature directions are the columns of its random W."""
-    model = build_model(like.config, importance=like.importance.detach().cpu(), seed=small_seed(seed, "random-toy-model"),
-                        device=like.device_)
+    model = build_model(like.config, importance=like.importance.detach().cpu(),
+                        seed=small_seed(seed, "random-toy-model"), device=like.device_)
     theirs = dict(like.named_parameters())
     with torch.no_grad():
         for name, prm in model.named_parameters():
@@ -371,7 +371,8 @@ def seed_stability(model: ToyModel, *, n_seeds: int = 3, l1_coefficients: Sequen
                     seed=small_seed(seed, "stability-sae"), device=dev)
     train(sae, src, TrainConfig(steps=steps, batch_size=batch_size, lr=lr, quiet=True, eval_samples=2048))
     with torch.no_grad():
-        x = SparseFeatures(n, feature_probability, 1, seed=small_seed(seed, "stability-eval"), device=dev).sample(n_eval)
+        x = SparseFeatures(n, feature_probability, 1, seed=small_seed(seed, "stability-eval"),
+                           device=dev).sample(n_eval)
         h = big.hidden(x)
         codes = sae.encode(h)
         x_hat = sae.decode(codes)
