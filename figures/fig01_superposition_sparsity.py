@@ -21,10 +21,9 @@ import torch
 
 from figures.common import plt, savefig
 from toymodels.analysis import feature_norms, superposition
-from toymodels.data import SparseFeatures
-from toymodels.device import derive_seed
-from toymodels.models import TMSConfig, build_model
-from toymodels.train import TrainConfig, best_of, train
+from toymodels.experiments import train_tms
+from toymodels.models import TMSConfig
+from toymodels.train import TrainConfig
 
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": dict(n=20, m=5, decay=0.7, sparsities=(0.0, 0.9, 0.99), seeds=1, steps=150, batch=256, lr=1e-3,
@@ -39,16 +38,13 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 def train_sweep(cfg: dict[str, Any], device: torch.device):
     """One run over sparsities x seeds; returns (W (S, m, n), b (S, n)) of the best seed of each."""
-    n, m, seeds = cfg["n"], cfg["m"], cfg["seeds"]
-    probs = torch.tensor([1 - s for s in cfg["sparsities"]]).repeat_interleave(seeds)
-    src = SparseFeatures(n, probs, len(probs), seed=derive_seed(cfg["seed"], "fig01", "data"), device=device)
-    model = build_model(TMSConfig(n_features=n, d_hidden=m, n_instances=len(probs), importance_decay=cfg["decay"]),
-                        seed=cfg["seed"], device=device)
-    res = train(model, src, TrainConfig(steps=cfg["steps"], batch_size=cfg["batch"], lr=cfg["lr"],
-                                          schedule=cfg["schedule"], quiet=True),
-                desc="fig01")
-    best, _ = best_of(model, res.final_loss, seeds)
-    return best.W.detach().cpu(), best.b_IN.detach().cpu()
+    probs = [1 - s for s in cfg["sparsities"]]
+    run = train_tms(TMSConfig(n_features=cfg["n"], d_hidden=cfg["m"], n_instances=len(probs),
+                              importance_decay=cfg["decay"]), probs,
+                    train=TrainConfig(steps=cfg["steps"], batch_size=cfg["batch"], lr=cfg["lr"],
+                                      schedule=cfg["schedule"]),
+                    best_of=cfg["seeds"], seed=cfg["seed"], device=device, desc="fig01")
+    return run.model.W.detach().cpu(), run.model.b_IN.detach().cpu()
 
 
 def make(cfg: dict[str, Any], out_dir: Path, device: torch.device) -> list[Path]:

@@ -19,10 +19,9 @@ import torch
 
 from figures.common import plt, savefig
 from toymodels.analysis import STICKY_DIMENSIONALITIES, dimensions_per_feature, feature_dimensionality, feature_norms
-from toymodels.data import SparseFeatures
-from toymodels.device import derive_seed
-from toymodels.models import TMSConfig, build_model
-from toymodels.train import TrainConfig, train
+from toymodels.experiments import train_tms
+from toymodels.models import TMSConfig
+from toymodels.train import TrainConfig
 
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": dict(n=30, m=6, n_sparsities=4, inv_density_max=10.0, steps=200, batch=128, lr=3e-3, schedule="cosine",
@@ -36,14 +35,12 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 def train_sweep(cfg: dict[str, Any], device: torch.device):
     """W (I, m, n) for densities p = 1 / logspace(1, inv_density_max)."""
-    n, m = cfg["n"], cfg["m"]
     inv = torch.logspace(0, np.log10(cfg["inv_density_max"]), cfg["n_sparsities"])
-    probs = 1 / inv
-    src = SparseFeatures(n, probs, len(probs), seed=derive_seed(cfg["seed"], "fig03", "data"), device=device)
-    model = build_model(TMSConfig(n_features=n, d_hidden=m, n_instances=len(probs)), seed=cfg["seed"], device=device)
-    tcfg = TrainConfig(steps=cfg["steps"], batch_size=cfg["batch"], lr=cfg["lr"], schedule=cfg["schedule"], quiet=True)
-    train(model, src, tcfg, desc="fig03")
-    return inv.numpy(), model.W.detach().cpu().double()
+    run = train_tms(TMSConfig(n_features=cfg["n"], d_hidden=cfg["m"], n_instances=len(inv)), 1 / inv,
+                    train=TrainConfig(steps=cfg["steps"], batch_size=cfg["batch"], lr=cfg["lr"],
+                                      schedule=cfg["schedule"]),
+                    seed=cfg["seed"], device=device, desc="fig03")
+    return inv.numpy(), run.model.W.detach().cpu().double()
 
 
 def make(cfg: dict[str, Any], out_dir: Path, device: torch.device) -> list[Path]:
