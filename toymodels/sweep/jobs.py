@@ -3,15 +3,15 @@
 A *point* is one grid point's full configuration — a JSON-ready dict that alone determines
 its result (model, data, training settings, the per-instance values, the seed); its id is
 a hash of that dict. Points that differ only in per-instance values (tms:
-``feature_probability``, ``importance_decay``, ``seed``; sae: ``l1_coefficient``, ``k``,
-``seed``) share shapes and train as the instances of one batched job, up to a cap derived
+``feature_probability``, ``importance_decay``, ``seed``; sae: ``l1_coefficient``, ``seed``) share shapes and train as the instances of one batched job, up to a cap derived
 from memory. A job's id is a hash of its points' ids, so a changed spec makes new jobs for
 exactly the changed points; points already done are never packed again.
 
 Packing never changes a result: each instance gets its point's own data stream
 (:class:`~toymodels.sweep.streams.PointStreams`), its own initial weights (built as a
 one-instance model from the point's seed and copied in), steps under Adam on a loss summed
-over instances, and is evaluated on its own stream with a fixed batch size, one CPU thread.
+over instances (the job padded so the fused Adam kernel treats every instance alike, see
+:func:`padding`), and is evaluated on its own stream with a fixed batch size, one CPU thread.
 So a point trained in any job equals the point trained alone, bit for bit on the CPU
 (tests/test_sweep.py checks it).
 
@@ -34,9 +34,11 @@ import torch
 
 PER_INSTANCE: dict[str, tuple[str, ...]] = {
     "tms": ("feature_probability", "importance_decay", "seed"),
-    "sae": ("l1_coefficient", "k", "seed"),
+    "sae": ("l1_coefficient", "seed"),
 }
-"""Config keys that may differ between the instances of one job, per command."""
+"""Config keys that may differ between the instances of one job, per command. Not ``k``: a
+topk run with several k selects ``max(k)`` latents sorted (one k: unsorted), which sums an
+instance's code in another order than alone (about 1e-7 apart), so each k is its own job."""
 
 MAX_PACK = 4096
 """At most this many points per job (bounds a job's per-step overhead and its loss on a crash)."""
@@ -161,6 +163,34 @@ def run_job(job: dict[str, Any], out: str | Path, device: str = "auto") -> list[
     return results
 
 
+VECTOR_ALIGN = 64
+"""Floats per parameter that a job's instances fill up to a multiple of (see :func:`padding`)."""
+
+
+def padding(model: Any) -> int:
+    """How many instances a job's instance count must be a multiple of, so that every
+    parameter tensor holds a multiple of :data:`VECTOR_ALIGN` floats (``model`` has one
+    instance).
+
+    torch's fused CPU Adam steps the vector-width body of a tensor with SIMD arithmetic and
+    the leftover tail with scalar code, which round differently: an element's update would
+    depend on where its instance sits in the job. Padded, every element is stepped by the
+    SIMD body (whose lanes are independent), so instance i updates as it would alone."""
+    need = 1
+    for prm in model.parameters():
+        k = prm.numel() // max(1, int(model.n_instances))
+        step = VECTOR_ALIGN // math.gcd(VECTOR_ALIGN, k)
+        need = need * step // math.gcd(need, step)
+    return need
+
+
+def _pad(configs: list[dict[str, Any]], multiple: int) -> list[dict[str, Any]]:
+    """``configs`` followed by copies of the first, up to a multiple of ``multiple`` (the
+    copies train beside the others and are dropped from the results)."""
+    n = len(configs)
+    return configs + [configs[0]] * (-n % multiple)
+
+
 def _seed_groups(configs: Sequence[dict[str, Any]], key: Any) -> dict[Any, list[int]]:
     groups: dict[Any, list[int]] = {}
     for i, c in enumerate(configs):
@@ -184,14 +214,17 @@ def _streams(configs: Sequence[dict[str, Any]], key: Any, make: Any) -> Any:
 def _run_tms(configs: list[dict[str, Any]], folder: Path, dev: torch.device) -> list[dict[str, Any]]:
     from ..data import SparseFeatures
     from ..device import derive_seed
+    from ..analysis import feature_dimensionality
     from ..experiments import tms_metrics
     from ..models import TMSConfig, build_model, importance_vector
     from ..runs import write_json
     from ..train import evaluate, train
 
     c0 = configs[0]
-    n_i = len(configs)
+    n_real = len(configs)
     base = TMSConfig(**{**c0["model"], "n_instances": 1})
+    configs = _pad(configs, padding(build_model(base, device=dev)))
+    n_i = len(configs)
     magnitude = "signed" if base.kind == "computation" else "uniform"
     n = base.n_features
     source = _streams(
@@ -208,16 +241,22 @@ def _run_tms(configs: list[dict[str, Any]], folder: Path, dev: torch.device) -> 
     tcfg = _train_config(c0)
     result = train(model, source, tcfg, folder, overwrite=True, desc=f"sweep tms x{n_i}")
     model = result.model
-    loss = evaluate(model, source, int(c0["train"].get("eval_samples", 16384)), EVAL_BATCH)
+    loss = evaluate(model, source, int(c0["train"].get("eval_samples", 16384)), EVAL_BATCH)[:n_real]
+    if n_i > n_real:
+        model = model.subset(list(range(n_real)))
+    configs = configs[:n_real]
     metrics = dict(result.metrics)
     metrics.update(tms_metrics(model))
     metrics["loss"] = loss.tolist()
     metrics["feature_probability"] = [float(c["feature_probability"]) for c in configs]
     metrics["importance_decay"] = [float(c["importance_decay"]) for c in configs]
     metrics["seed"] = [int(c["seed"]) for c in configs]
+    metrics["padding_instances"] = n_i - n_real
     write_json(folder / "metrics.json", metrics)
-    dims = metrics["dimensionality"]
-    return [{"loss": float(loss[i]), "dimensionality": float(sum(dims[i]) / len(dims[i]))} for i in range(n_i)]
+    W = model.W.detach()
+    # Per instance (a batched reduction may round an instance differently beside others).
+    dims = [feature_dimensionality(W[i : i + 1])[0].double().mean().item() for i in range(n_real)]
+    return [{"loss": float(loss[i]), "dimensionality": dims[i]} for i in range(n_real)]
 
 
 def sae_source(data: dict[str, Any], seed: int, device: torch.device) -> Any:
@@ -245,27 +284,38 @@ def _sae_config(c: dict[str, Any], n_i: int, l1: Any, k: Any) -> Any:
 
 def _run_sae(configs: list[dict[str, Any]], folder: Path, dev: torch.device) -> list[dict[str, Any]]:
     from ..runs import write_json
-    from ..sae import build_sae, evaluate_sae
+    from ..sae import build_sae, evaluate_sae, ground_truth_directions
     from ..train import evaluate, train
 
     c0 = configs[0]
+    n_real = len(configs)
+    alone = [build_sae(_sae_config(c, 1, float(c["l1_coefficient"]), c["k"]), seed=c["seed"], device=dev)
+             for c in configs]  # each point's own initial weights and instance seeds
+    configs = _pad(configs, padding(alone[0]))
+    alone += [alone[0]] * (len(configs) - n_real)
     n_i = len(configs)
     ks = [c["k"] for c in configs]
     cfg = _sae_config(c0, n_i, tuple(float(c["l1_coefficient"]) for c in configs),
                       None if ks[0] is None else tuple(int(k) for k in ks))
     source = _streams(configs, lambda c: c["seed"], lambda c: sae_source(c["data"], c["seed"], dev))
     sae = build_sae(cfg, seed=c0["seed"], device=dev)
-    for i, c in enumerate(configs):  # each point's own initial weights and instance seeds
-        alone = build_sae(_sae_config(c, 1, float(c["l1_coefficient"]), c["k"]), seed=c["seed"], device=dev)
-        sae.load_instances([i], alone)
+    for i, a in enumerate(alone):
+        sae.load_instances([i], a)
     tcfg = _train_config(c0)
     result = train(sae, source, tcfg, folder, overwrite=True, desc=f"sweep sae x{n_i}")
     sae = result.model
     n_eval = int(c0["train"].get("eval_samples", 16384))
-    loss = evaluate(sae, source, n_eval, EVAL_BATCH)
-    m = evaluate_sae(sae, source, n_samples=min(n_eval, 8192))
+    loss = evaluate(sae, source, n_eval, EVAL_BATCH)[:n_real]
+    configs, ks, n_i = configs[:n_real], ks[:n_real], n_real
+    truths = [ground_truth_directions(s) for s in source.streams]  # each stream's own truth (1, N, D)
+    # One instance at a time: batched metrics (the cosine matrices behind mmcs) round an
+    # instance differently with other instances beside it; a subset sees the same data.
+    per = [evaluate_sae(sae.subset([i]), source.subset([i]), n_samples=min(n_eval, 8192),
+                        truth=truths[source.rows[i]]) for i in range(n_i)]
+    m = {key: [v for p in per for v in p[key]] for key, val in per[0].items() if isinstance(val, list)}
     metrics = {**dict(result.metrics), **m, "loss": loss.tolist(),
-               "l1_coefficient": [c["l1_coefficient"] for c in configs], "k": ks, "seed": [c["seed"] for c in configs]}
+               "l1_coefficient": [c["l1_coefficient"] for c in configs], "k": ks, "seed": [c["seed"] for c in configs],
+               "padding_instances": len(alone) - n_real}
     write_json(folder / "metrics.json", metrics)
     rows = []
     for i in range(n_i):

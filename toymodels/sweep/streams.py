@@ -38,8 +38,6 @@ class PointStreams:
         self.device = streams[0].device
         self._identity = rows == list(range(len(streams)))
         self._index = torch.tensor(rows, dtype=torch.long, device=self.device)
-        if hasattr(streams[0], "directions") and streams[0].directions is not None:
-            self.directions = torch.cat([streams[r].directions for r in rows])  # (I, N, D) ground truth
 
     def sample(self, batch_size: int) -> torch.Tensor:
         """A batch (I, B, D): each stream draws (1, B, D), rows pick each instance's stream."""
