@@ -533,7 +533,7 @@ def _check_circle_crowding(ctx: Context) -> Result:
         rep = represented(W[c, i], b[c, i])
         k = int(rep.sum())
         gaps = _angular_gaps(W[c, i][:, rep])
-        worst_gap = max(abs(g - 360 / pred["k"]) for g in gaps) if gaps else math.inf
+        worst_gap = max(abs(g - 360 / pred["k"]) for g in gaps) if gaps else 360.0
         count_ok &= k == pred["k"]
         gap_ok &= worst_gap <= CROWDING_GAP_TOL
         if float(L[c, i]) < pred["loss_per_density"] - 1e-6:
