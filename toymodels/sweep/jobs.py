@@ -28,7 +28,7 @@ import traceback
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 
@@ -81,20 +81,23 @@ class Job:
         return {"id": self.id, "command": self.command, "points": [list(p) for p in self.points]}
 
 
-def plan_jobs(points: Sequence[tuple[str, dict[str, Any]]], *, cap: int = MAX_PACK, workers: int = 1) -> list[Job]:
+def plan_jobs(points: Sequence[tuple[str, dict[str, Any]]], *, cap: int | Callable[[dict[str, Any]], int] = MAX_PACK,
+              workers: int = 1) -> list[Job]:
     """Group points by :func:`pack_key` (in first-seen order), split each group into jobs of
-    at most ``cap`` points, and no bigger than an even share of the ``workers`` (so every
-    worker has a job). Deterministic: the same points give the same jobs and ids."""
-    if cap < 1:
-        raise ValueError(f"cap must be at least 1, got {cap}")
+    at most ``cap`` points (a number, or a function of the group's first config), and no
+    bigger than an even share of the ``workers`` (so every worker has a job). Deterministic:
+    the same points give the same jobs and ids."""
     groups: dict[str, list[tuple[str, dict[str, Any]]]] = {}
     for pid, cfg in points:
         groups.setdefault(pack_key(cfg), []).append((pid, cfg))
     n_groups = len(groups)
     jobs = []
     for members in groups.values():
+        c = cap(members[0][1]) if callable(cap) else cap
+        if c < 1:
+            raise ValueError(f"cap must be at least 1, got {c}")
         share = math.ceil(len(members) * n_groups / max(1, workers)) if workers > 1 else len(members)
-        size = max(1, min(cap, share, len(members)))
+        size = max(1, min(c, share, len(members)))
         for s in range(0, len(members), size):
             part = tuple(members[s : s + size])
             jobs.append(Job(job_id([p for p, _ in part]), part[0][1]["command"], part))

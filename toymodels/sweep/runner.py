@@ -193,14 +193,17 @@ def memory_cap(config: dict[str, Any], device: str = "auto") -> int:
     from .jobs import _sae_config
 
     dev = resolve_device(device)
-    if config["command"] == "tms":
-        from ..models import TMSConfig, build_model
+    try:
+        if config["command"] == "tms":
+            from ..models import TMSConfig, build_model
 
-        model = build_model(TMSConfig(**{**config["model"], "n_instances": 1}), device="cpu")
-    else:
-        from ..sae import build_sae
+            model = build_model(TMSConfig(**{**config["model"], "n_instances": 1}), device="cpu")
+        else:
+            from ..sae import build_sae
 
-        model = build_sae(_sae_config(config, 1, config["l1_coefficient"], config["k"]), device="cpu")
+            model = build_sae(_sae_config(config, 1, config["l1_coefficient"], config["k"]), device="cpu")
+    except (ValueError, TypeError, KeyError):
+        return 1  # a bad config: its job fails alone, with the error in the table
     fit = int(0.5 * available_memory_bytes(dev)) // max(1, bytes_per_instance(model, int(config["train"]["batch_size"])))
     return max(1, min(MAX_PACK, fit))
 
@@ -233,11 +236,8 @@ def run_sweep(
         unique.setdefault(p.id, p.config)
     todo = [(pid, cfg) for pid, cfg in unique.items() if results.get(pid, {}).get("status") != "done"]
     report = SweepReport(n_points=len(points), already_done=len(unique) - len(todo))
-    if todo:
-        c = cap if cap is not None else memory_cap(todo[0][1], device)
-        jobs = plan_jobs(todo, cap=c, workers=workers if backend == "local" else 2 * max(workers, 1))
-    else:
-        jobs = []
+    jobs = plan_jobs(todo, cap=cap if cap is not None else (lambda cfg: memory_cap(cfg, device)),
+                     workers=workers if backend == "local" else 2 * max(workers, 1))
     report.jobs = [j.id for j in jobs]
     write_results(out, command, points, grid_keys, results)
     bar = None

@@ -1,0 +1,296 @@
+"""``toymodels sweep``: spec checks, packing that never changes a result, resume, failures."""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from toymodels.cli import main
+from toymodels.sweep import Point, load_spec, plan_jobs, point_id, run_sweep, stored_results
+from toymodels.sweep import runner as sweep_runner
+
+TMS_SPEC = """
+command = "tms"
+[fixed]
+n_features = 2
+d_hidden = 1
+steps = 30
+batch_size = 32
+eval_samples = 256
+[grid]
+feature_probability = [0.1, 0.5]
+importance_decay = [0.5, 2.0]
+seed = [0, 1]
+"""
+
+SAE_SPEC = """
+command = "sae"
+[fixed]
+arch = "{arch}"
+n_features = 12
+d_model = 8
+dict_size = 16
+steps = 25
+batch_size = 32
+eval_samples = 256
+{extra}
+[grid]
+{grid}
+seed = [0, 1]
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "spec.toml") -> Path:
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def sweep(spec: Path, out: Path, *extra: str) -> int:
+    return main(["sweep", str(spec), "--out", str(out), *extra])
+
+
+def rows(out: Path) -> list[dict[str, str]]:
+    with open(out / "results.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def by_id(out: Path) -> dict[str, dict[str, str]]:
+    return {r["id"]: r for r in rows(out)}
+
+
+def weights(out: Path, row: dict[str, str]) -> dict[str, torch.Tensor]:
+    """The trained parameters of one point, read back from its job's run folder."""
+    w = load_file(out / "jobs" / row["job"] / "model.safetensors")
+    i = int(row["instance"])
+    return {k: v[i] for k, v in w.items() if v.ndim and not k.endswith("_I") and k != "importance"}
+
+
+def assert_same_points(a: Path, b: Path, metrics: tuple[str, ...]) -> None:
+    ra, rb = by_id(a), by_id(b)
+    common = sorted(set(ra) & set(rb))
+    assert common
+    for pid in common:
+        x, y = ra[pid], rb[pid]
+        assert x["status"] == y["status"] == "done", (x, y)
+        for m in ("loss", *metrics):
+            assert x[m] == y[m], (pid, m, x[m], y[m])  # exact: the text of a repr'd float
+        wx, wy = weights(a, x), weights(b, y)
+        assert wx.keys() == wy.keys()
+        for k in wx:
+            assert torch.equal(wx[k], wy[k]), (pid, k, (wx[k] - wy[k]).abs().max())
+
+
+# ---------------------------------------------------------------------- spec checks
+BAD_SPECS = {  # case: (table, line, what the one-line error says)
+    "typo": ("grid", "n_featurs = [3]", "grid.n_featurs is not a flag of `toymodels tms` (did you mean n_features"),
+    "wrong type": ("grid", 'n_features = ["two"]', "grid.n_features entry = 'two': expected an integer"),
+    "bool for int": ("fixed", "batch_size = true", "fixed.batch_size = True: expected an integer"),
+    "out of range": ("grid", "feature_probability = [0.5, 1.5]", "feature_probability"),
+    "set by sweep": ("fixed", 'out = "x"', "fixed.out is set by the sweep itself"),
+    "bad choice": ("grid", 'model = ["relu"]', "expected a string in"),
+    "best_of": ("fixed", "best_of = 2", "seed = [0, 1, 2, 3]"),
+    "negative seed": ("grid", "seed = [-1]", "seed"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_SPECS))
+def test_bad_key_or_value_fails_in_one_line_before_any_job(tmp_path, capsys, case):
+    table, line, expected = BAD_SPECS[case]
+    fixed, grid = ("steps = 5", "importance_decay = [1.0]")
+    text = f'command = "tms"\n[fixed]\n{fixed}\n' + (f"{line}\n" if table == "fixed" else "") + f"[grid]\n{grid}\n" + (
+        f"{line}\n" if table == "grid" else "")
+    assert sweep(write(tmp_path, text), tmp_path / "out") == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("toymodels sweep: error:"), err
+    assert expected in err, err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ('command = "tms"\n[grid]\nseed = []\n', "grid.seed is an empty list"),
+        ('command = "tms"\n[fixed]\nsteps = 5\n', "[grid] table is missing or empty"),
+        ('command = "tms"\n[grid]\nseed = 3\n', "grid.seed must be a list"),
+        ('command = "foo"\n[grid]\nseed = [1]\n', "command must be one of"),
+        ('command = "tms"\n[fixed]\nseed = 1\n[grid]\nseed = [1]\n', "both [fixed] and [grid]"),
+        ('command = "tms"\n[grid]\nseed = [1, 1]\n', "repeats a value"),
+        ('command = "tms"\ngrid = [\n', "not valid TOML"),
+        ('command = "tms"\n[grids]\nseed = [1]\n', "unknown top-level key"),
+    ],
+)
+def test_malformed_spec_fails_in_one_line(tmp_path, capsys, text, expected):
+    assert sweep(write(tmp_path, text), tmp_path / "out") == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and expected in err, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_bad_value_names_its_grid_point(tmp_path, capsys):
+    spec = write(tmp_path, 'command = "sae"\n[fixed]\nd_model = 8\narch = "topk"\n[grid]\nk = [4, 64]\n')
+    assert sweep(spec, tmp_path / "out") == 2
+    err = capsys.readouterr().err.strip()
+    assert "grid point {'k': 64}" in err and len(err.splitlines()) == 1, err
+
+
+# ---------------------------------------------------------------------- the table
+def test_results_table_has_one_row_per_point_with_the_contract_columns(tmp_path):
+    out = tmp_path / "out"
+    assert sweep(write(tmp_path, TMS_SPEC), out) == 0
+    table = rows(out)
+    assert list(table[0])[:7] == ["feature_probability", "importance_decay", "seed", "loss", "status", "job",
+                                  "dimensionality"]
+    assert [(r["feature_probability"], r["importance_decay"], r["seed"]) for r in table] == [
+        (p, r, s) for p in ("0.1", "0.5") for r in ("0.5", "2.0") for s in ("0", "1")]
+    assert {r["status"] for r in table} == {"done"}
+    assert len({r["job"] for r in table}) == 1  # one shape: one batched job
+    for r in table:
+        assert 0 < float(r["loss"]) < 1 and 0 <= float(r["dimensionality"]) <= 1
+        assert (out / "jobs" / r["job"] / "config.json").is_file()
+    metrics = json.loads((out / "jobs" / table[0]["job"] / "metrics.json").read_text())
+    assert metrics["loss"] == [float(r["loss"]) for r in table]
+
+
+def test_shapes_that_differ_are_separate_jobs(tmp_path):
+    spec = TMS_SPEC.replace("d_hidden = 1\n", "").replace("seed = [0, 1]", "d_hidden = [1, 2]")
+    out = tmp_path / "out"
+    assert sweep(write(tmp_path, spec), out) == 0
+    table = rows(out)
+    jobs = {r["d_hidden"]: set() for r in table}
+    for r in table:
+        jobs[r["d_hidden"]].add(r["job"])
+    assert all(len(j) == 1 for j in jobs.values()) and jobs["1"] != jobs["2"]
+
+
+# ---------------------------------------------------------------------- packing is exact
+def test_a_point_packed_in_any_job_equals_the_point_alone(tmp_path):
+    spec = write(tmp_path, TMS_SPEC)
+    assert sweep(spec, tmp_path / "packed") == 0
+    assert sweep(spec, tmp_path / "alone", "--max-pack", "1") == 0
+    assert len({r["job"] for r in rows(tmp_path / "alone")}) == 8
+    # another grid around some of the same points: other neighbours, other positions
+    other = TMS_SPEC.replace("feature_probability = [0.1, 0.5]", "feature_probability = [0.5, 0.03, 0.1]")
+    assert sweep(write(tmp_path, other, "other.toml"), tmp_path / "other", "--max-pack", "5") == 0
+    assert_same_points(tmp_path / "packed", tmp_path / "alone", ("dimensionality",))
+    assert_same_points(tmp_path / "packed", tmp_path / "other", ("dimensionality",))
+
+
+@pytest.mark.parametrize(
+    "arch, grid, extra",
+    [
+        ("relu", "l1_coefficient = [0.01, 0.3]", ""),
+        ("topk", "k = [2, 4]", "dead_window = 5"),
+        ("batchtopk", "k = [3]", ""),
+        ("jumprelu", "l1_coefficient = [0.01, 0.1]", ""),
+        ("gated", "l1_coefficient = [0.05]", ""),
+    ],
+)
+def test_sae_points_packed_equal_alone(tmp_path, arch, grid, extra):
+    spec = write(tmp_path, SAE_SPEC.format(arch=arch, grid=grid, extra=extra))
+    assert sweep(spec, tmp_path / "packed") == 0
+    assert sweep(spec, tmp_path / "alone", "--max-pack", "1") == 0
+    assert_same_points(tmp_path / "packed", tmp_path / "alone", ("l0", "fvu", "mmcs"))
+    table = rows(tmp_path / "packed")
+    assert all(r["mmcs"] not in ("", "nan") for r in table)  # features data: ground truth known
+
+
+def test_job_ids_hash_their_points(tmp_path):
+    cfgs = [{"command": "tms", "model": {"n_features": 2}, "feature_probability": p, "importance_decay": 1.0,
+             "seed": 0, "train": {}} for p in (0.1, 0.2, 0.3)]
+    pts = [(point_id(c), c) for c in cfgs]
+    a = plan_jobs(pts, cap=2)
+    b = plan_jobs(pts[::-1], cap=2)
+    assert [len(j.points) for j in a] == [2, 1]
+    assert plan_jobs(pts, cap=2)[0].id == a[0].id  # deterministic
+    assert {j.id for j in plan_jobs(pts, cap=3)} == {plan_jobs(pts[::-1], cap=3)[0].id}  # order-free
+    assert a[0].id != b[0].id  # other points, other id
+    assert point_id(cfgs[0]) != point_id({**cfgs[0], "seed": 1})
+
+
+# ---------------------------------------------------------------------- resume
+def test_rerun_runs_nothing_done_and_a_changed_spec_only_the_changed_points(tmp_path, capsys):
+    spec, out = write(tmp_path, TMS_SPEC), tmp_path / "out"
+    assert sweep(spec, out) == 0
+    before = rows(out)
+    capsys.readouterr()
+    assert sweep(spec, out) == 0
+    assert "8 already done, 0 job(s) run" in capsys.readouterr().out
+    assert rows(out) == before
+    changed = TMS_SPEC.replace("importance_decay = [0.5, 2.0]", "importance_decay = [0.5, 3.0]")
+    assert sweep(write(tmp_path, changed, "changed.toml"), out) == 0
+    assert "4 already done, 1 job(s) run" in capsys.readouterr().out
+    old = {r["id"]: r for r in before}
+    for r in rows(out):
+        assert (r["id"] in old) == (r["importance_decay"] == "0.5")
+        if r["id"] in old:
+            assert r == old[r["id"]]
+
+
+def test_an_interrupted_sweep_reruns_only_unfinished_jobs(tmp_path, monkeypatch):
+    spec, out = load_spec(write(tmp_path, TMS_SPEC)), tmp_path / "out"
+    from toymodels.cli.sweep import spec_points
+    from toymodels.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if hasattr(a, "choices") and isinstance(a.choices, dict))
+    points = spec_points(spec, sub.choices["tms"])
+    real, calls = sweep_runner.run_job, []
+
+    def interrupted(job, *a, **kw):
+        calls.append(job["id"])
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(job, *a, **kw)
+
+    monkeypatch.setattr(sweep_runner, "run_job", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep("tms", points, out, grid_keys=list(spec.grid), cap=3, progress=False)
+    status = [r["status"] for r in rows(out)]
+    assert status.count("done") == 3 and status.count("pending") == 5
+    monkeypatch.setattr(sweep_runner, "run_job", real)
+    report = run_sweep("tms", points, out, grid_keys=list(spec.grid), cap=3, progress=False)
+    assert report.already_done == 3 and len(report.jobs) == 2 and calls[0] not in report.jobs
+    assert {r["status"] for r in rows(out)} == {"done"}
+    full = tmp_path / "full"
+    run_sweep("tms", points, full, grid_keys=list(spec.grid), progress=False)
+    assert_same_points(out, full, ("dimensionality",))
+
+
+def test_a_bad_job_fails_alone_and_is_retried_next_time(tmp_path):
+    good = {"command": "tms", "model": {"n_features": 2, "d_hidden": 1, "kind": "relu-output"},
+            "importance_decay": 1.0, "feature_probability": 0.2, "seed": 0,
+            "train": {"steps": 5, "batch_size": 8, "eval_samples": 16}}
+    bad = {**good, "model": {**good["model"], "d_hidden": 3}}  # d_hidden > n_features: TMSConfig refuses it
+    points = [Point({"case": "good"}, good), Point({"case": "bad"}, bad)]
+    out = tmp_path / "out"
+    report = run_sweep("tms", points, out, grid_keys=["case"], progress=False)
+    assert (report.done, report.failed) == (1, 1)
+    table = {r["case"]: r for r in rows(out)}
+    assert table["good"]["status"] == "done" and table["bad"]["status"] == "failed"
+    assert "d_hidden" in table["bad"]["error"] and "\n" not in table["bad"]["error"]
+    report = run_sweep("tms", points, out, grid_keys=["case"], progress=False)
+    assert report.already_done == 1 and report.failed == 1  # only the failed point ran again
+
+
+def test_a_damaged_results_file_runs_its_points_again(tmp_path):
+    spec, out = write(tmp_path, TMS_SPEC), tmp_path / "out"
+    assert sweep(spec, out) == 0
+    job = rows(out)[0]["job"]
+    (out / "jobs" / job / "results.json").write_text("{not json")
+    assert stored_results(out) == {}
+    assert sweep(spec, out) == 0
+    assert {r["status"] for r in rows(out)} == {"done"}
+
+
+@pytest.mark.slow  # two spawned workers import torch: ~25 s on a busy 2-core machine
+def test_two_local_workers_give_the_results_of_one(tmp_path):
+    spec = write(tmp_path, TMS_SPEC)
+    assert sweep(spec, tmp_path / "one") == 0
+    assert sweep(spec, tmp_path / "two", "--workers", "2") == 0
+    assert len({r["job"] for r in rows(tmp_path / "two")}) >= 2  # each worker got a job
+    assert_same_points(tmp_path / "one", tmp_path / "two", ("dimensionality",))
