@@ -193,13 +193,17 @@ def _check_sticky_dimensionality(ctx: Context) -> Result:
         predicted={"near sticky": f">= 2 x null = {2 * st['null sticky']:.3f}",
                    "near 1/3": f"<= null + 2 se = {st['limit 1/3']:.3f}"},
         observed={"near sticky": round(st["near sticky"], 3), "near 1/3": round(st["near 1/3"], 3),
+                  "2 se": round(2 * math.sqrt(st["near sticky"] * (1 - st["near sticky"])
+                                              / max(1, st["represented"])), 3),
                   "represented features": st["represented"]},
         tolerance={"|D_i - value|": STICKY_TOL},
         detail=f"Pre-registered: n={n}, m={m}, densities {list(dens)} (all of them count), null D ~ {STICKY_NULL} "
         f"(near a sticky value with probability {st['null sticky']:.3f}, near 1/3 with {st['null 1/3']:.3f}), rule: "
         f"{STICKY_RULE}. Trained: best of {seeds} seeds, {steps} steps, batch {batch}, cosine lr 3e-3; represented = "
         f"||W_i|| > {STICKY_REPRESENTED}. Per density (fraction near a sticky value of the represented; m/||W||_F²): "
-        f"{per}.",
+        f"{per}. Reading (not part of the rule): dense uniform-importance features have a degenerate optimum (any "
+        "rank-m projection), so D_i spread; at small p all represented features share one frame spanning the m "
+        "dimensions (D_i ≈ m / number represented, off the list); the sticky values appear in between.",
     )
 
 
@@ -408,10 +412,12 @@ def _check_two_feature_boundary(ctx: Context) -> Result:
                   "cells where the boundary is wrong": f"{len(wrong)} of {len(opt)} ({len(above)} superpose above it)",
                   "optimum phases": phases, "audit (reported, W with best b, optimum)": audit,
                   "trained beats optimum": len(beaten), "max trained excess": round(max(excess), 5),
-                  "trained agrees with optimum": round(agree_opt, 3), "trained agrees with boundary": round(agree_seed, 3)},
+                  "trained agrees with optimum": round(agree_opt, 3),
+                  "trained agrees with boundary": round(agree_seed, 3)},
         tolerance={"optimum <= audit and trained": 1e-9},
-        detail=f"Optimum = global minimum of the exact loss (theory.tms.optimal_two_feature: grid over (w1, w2, b) with "
-        f"each bias profiled out, L-BFGS-B from the best grid basins and the paper's configurations) on a {n_p}x{n_r} "
+        detail=f"Optimum = global minimum of the exact loss (theory.tms.optimal_two_feature: grid over (w1, w2, b) "
+        f"with each bias profiled out, L-BFGS-B from the best grid basins and the paper's configurations) on a "
+        f"{n_p}x{n_r} "
         f"grid p in [0.1, 1], r in [0.25, 4]. Superposition = both features represented (a pair of any sign). "
         f"Cells above the boundary whose optimum superposes (phase, loss): {table}. Trained: best of {seeds} seeds, "
         f"{steps} steps, each trained (W, b) evaluated exactly; it never beats the optimum "

@@ -181,6 +181,7 @@ def descend_limit_loss(ns: Sequence[int], *, starts: int = 64, steps: int = 2000
                 best_L = torch.minimum(cand_L, best_L)
             if round_ < hops:
                 W = best_W[:, None] + hop_noise * torch.randn(C, starts, 2, N, generator=g, dtype=torch.float64)
-                b = (best_b[:, None] + hop_noise * torch.randn(C, starts, N, generator=g, dtype=torch.float64)).clamp_max(0.0)
+                noise = hop_noise * torch.randn(C, starts, N, generator=g, dtype=torch.float64)
+                b = (best_b[:, None] + noise).clamp_max(0.0)
     Wm[:, 0], bm[:, 0], L[:, 0] = best_W, best_b, best_L
     return Wm, bm, L
