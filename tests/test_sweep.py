@@ -294,3 +294,38 @@ def test_two_local_workers_give_the_results_of_one(tmp_path):
     assert sweep(spec, tmp_path / "two", "--workers", "2") == 0
     assert len({r["job"] for r in rows(tmp_path / "two")}) >= 2  # each worker got a job
     assert_same_points(tmp_path / "one", tmp_path / "two", ("dimensionality",))
+
+
+# ---------------------------------------------------------------------- point streams
+def _point_streams(block):
+    from toymodels.data import SparseFeatures
+    from toymodels.sweep import PointStreams
+
+    streams = [SparseFeatures(3, p, 1, seed=s) for p, s in ((0.05, 1), (0.5, 2))]
+    return PointStreams(streams, [1, 0, 1], block)
+
+
+@pytest.mark.parametrize("block", [None, 40])
+def test_point_streams_restore_their_state_and_subsets_keep_each_stream(block):
+    src = _point_streams(block)
+    src.sample(25)
+    state = src.get_state()
+    a = [src.sample(25) for _ in range(3)]
+    src.set_state(state)
+    b = [src.sample(25) for _ in range(3)]
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    assert torch.equal(a[0][0], a[0][2]) and not torch.equal(a[0][0], a[0][1])  # rows pick streams
+    src.set_state(state)
+    sub = src.subset([1, 2])
+    assert torch.equal(sub.sample(25), a[0][1:])
+    assert torch.equal(src.sample(25), a[0])  # the subset is a fork: the parent did not move
+
+
+def test_a_point_stream_does_not_depend_on_its_neighbours():
+    from toymodels.data import SparseFeatures
+    from toymodels.sweep import PointStreams
+
+    alone = PointStreams([SparseFeatures(3, 0.2, 1, seed=7)], [0], 64)
+    packed = PointStreams([SparseFeatures(3, 0.9, 1, seed=1), SparseFeatures(3, 0.2, 1, seed=7)], [0, 1, 0], 64)
+    for _ in range(5):
+        assert torch.equal(alone.sample(48)[0], packed.sample(48)[1])

@@ -202,8 +202,9 @@ def _seed_groups(configs: Sequence[dict[str, Any]], key: Any) -> dict[Any, list[
 
 
 def _streams(configs: Sequence[dict[str, Any]], key: Any, make: Any) -> Any:
-    """A PointStreams with one stream per distinct ``key(config)`` (built by ``make``)."""
-    from .streams import PointStreams
+    """A PointStreams with one stream per distinct ``key(config)`` (built by ``make``),
+    buffered in blocks fixed by the (shared) batch size, width and steps."""
+    from .streams import PointStreams, block_samples
 
     groups = _seed_groups(configs, key)
     order = list(groups)
@@ -211,7 +212,10 @@ def _streams(configs: Sequence[dict[str, Any]], key: Any, make: Any) -> Any:
     for j, k in enumerate(order):
         for i in groups[k]:
             rows[i] = j
-    return PointStreams([make(configs[groups[k][0]]) for k in order], rows)
+    streams = [make(configs[groups[k][0]]) for k in order]
+    t = configs[0]["train"]
+    block = block_samples(int(t.get("batch_size", 1024)), int(streams[0].dim), int(t.get("steps", 5000)))
+    return PointStreams(streams, rows, block)
 
 
 def _run_tms(configs: list[dict[str, Any]], folder: Path, dev: torch.device) -> list[dict[str, Any]]:
