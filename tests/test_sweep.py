@@ -329,3 +329,26 @@ def test_a_point_stream_does_not_depend_on_its_neighbours():
     packed = PointStreams([SparseFeatures(3, 0.9, 1, seed=1), SparseFeatures(3, 0.2, 1, seed=7)], [0, 1, 0], 64)
     for _ in range(5):
         assert torch.equal(alone.sample(48)[0], packed.sample(48)[1])
+
+
+@pytest.mark.parametrize("text", [TMS_SPEC.replace("seed = [0, 1]", "seed = [0, 1]\nd_hidden = [1, 2]").replace(
+    "d_hidden = 1\n", ""), SAE_SPEC.format(arch="relu", grid="l1_coefficient = [0.01, 1]\ndict_size = [16, 24]",
+                                         extra="").replace("dict_size = 16\n", "")])
+def test_patched_point_configs_equal_configs_built_point_by_point(tmp_path, text):
+    import copy
+
+    from toymodels.cli import build_parser
+    from toymodels.cli.sweep import command_flags, sae_config, spec_points, tms_config
+
+    spec = load_spec(write(tmp_path, text))
+    sub = next(a for a in build_parser()._actions if isinstance(getattr(a, "choices", None), dict))
+    parser = sub.choices[spec.command]
+    points = spec_points(spec, parser)
+    flags, build = command_flags(parser), (tms_config if spec.command == "tms" else sae_config)
+    assert [p.labels for p in points] == spec.points()
+    for p in points:
+        ns = parser.parse_args([])
+        for key, v in {**spec.fixed, **p.labels}.items():
+            a = flags[key]
+            setattr(ns, a.dest, [v] if a.nargs == "+" else v)
+        assert p.config == build(copy.copy(ns))

@@ -215,22 +215,47 @@ def spec_points(spec: Any, parser: argparse.ArgumentParser) -> list[Any]:
     for key in spec.fixed:
         setattr(base, flags[key].dest, checked[key])
     build = tms_config if spec.command == "tms" else sae_config
-    cache: dict[str, dict[str, Any]] = {}
-    points = []
     grid_keys = list(spec.grid)
-    for combo in itertools.product(*(range(len(spec.grid[k])) for k in grid_keys)):
-        labels = {k: spec.grid[k][j] for k, j in zip(grid_keys, combo)}
+    # Grid keys that only set one per-instance value of the config (tms: feature_probability,
+    # importance_decay, seed; sae: l1_coefficient, seed) are checked once per value and
+    # patched in; the config is built once per combination of the other keys (a 64 x 64 x 4
+    # phase diagram builds 133 configs, not 16384).
+    patch = {k: PATCHABLE[spec.command][k] for k in grid_keys if k in PATCHABLE[spec.command]}
+    other = [k for k in grid_keys if k not in patch]
+
+    def built(combo: dict[str, int]) -> dict[str, Any]:
         ns = copy.copy(base)
-        for key, j in zip(grid_keys, combo):
+        for key, j in combo.items():
             setattr(ns, flags[key].dest, checked[key][j])
-        memo = repr(combo)
         try:
-            cfg = cache[memo] if memo in cache else build(ns)
+            return build(ns)
         except ValueError as e:
+            labels = {k: spec.grid[k][j] for k, j in combo.items()}
             raise ValueError(f"{spec.path}: grid point {labels}: {' '.join(str(e).split())}") from None
-        cache[memo] = cfg
-        points.append(Point(labels=dict(labels), config=cfg))
-    return points
+
+    first = {k: 0 for k in patch}
+    patched: dict[tuple[str, int], Any] = {}
+    for key in patch:
+        for j in range(len(spec.grid[key])):
+            patched[key, j] = built({**first, key: j})[patch[key]]
+    points = []
+    for combo in itertools.product(*(range(len(spec.grid[k])) for k in other)):
+        cfg0 = built({**first, **dict(zip(other, combo))})
+        for pcombo in itertools.product(*(range(len(spec.grid[k])) for k in patch)):
+            idx = {**dict(zip(other, combo)), **dict(zip(patch, pcombo))}
+            cfg = dict(cfg0)
+            for key, j in zip(patch, pcombo):
+                cfg[patch[key]] = patched[key, j]
+            points.append((tuple(idx[k] for k in grid_keys), cfg))
+    points.sort(key=lambda t: t[0])  # the grid's order: first key slowest
+    return [Point(labels={k: spec.grid[k][j] for k, j in zip(grid_keys, idx)}, config=cfg) for idx, cfg in points]
+
+
+PATCHABLE = {
+    "tms": {"feature_probability": "feature_probability", "importance_decay": "importance_decay", "seed": "seed"},
+    "sae": {"l1_coefficient": "l1_coefficient", "seed": "seed"},
+}
+"""Spec key -> the config key it alone sets (checked per value, patched into each point)."""
 
 
 def run_sweep_command(args: argparse.Namespace) -> int:
