@@ -20,12 +20,13 @@ demo: $(STAMP)
 	$(PY) -m theory --device $(DEVICE) --threads 1 --markdown figures/out/theory_report.md --json figures/out/theory_report.json
 
 ## test: the CI suite (hypothesis `ci` profile, slow simulations deselected)
+## (`make test DEVICE=cuda` runs the device-aware tests on CUDA; any other DEVICE leaves the CPU)
 test: $(STAMP)
-	$(PY) -m pytest -q -n 2 -m "not slow" --hypothesis-profile=ci
+	$(PY) -m pytest -q -n 2 -m "not slow" --hypothesis-profile=ci $(if $(filter cuda,$(DEVICE)),--device cuda)
 
 ## test-all: everything, slow simulations and the thorough hypothesis profile included
 test-all: $(STAMP)
-	$(PY) -m pytest -q -n 2 --hypothesis-profile=thorough
+	$(PY) -m pytest -q -n 2 --hypothesis-profile=thorough $(if $(filter cuda,$(DEVICE)),--device cuda)
 
 ## bench: speed and memory tables (CPU here, CUDA too when present)
 bench: $(STAMP)

@@ -27,15 +27,17 @@ from __future__ import annotations
 import math
 import resource
 import time
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 from tqdm.auto import tqdm
 
 from ._validate import check_choice, check_float, check_int, check_nonneg, check_positive
+from .accel.graphs import CUDA_GRAPH_MODES, WARMUP_STEPS, GraphedStep, side_stream, use_cuda_graph
+from .accel.precision import MATMUL_PRECISIONS, GradDtypeGuard, bf16_grad_error, check_bf16, matmul_precision
 from .data import check_compatible
 from .protocols import (
     MODEL_MEMBERS,
@@ -102,6 +104,14 @@ class TrainConfig:
     dominated by per-call overhead); 0 samples every step separately."""
     quiet: bool = False
     """No progress bar."""
+    matmul_precision: str = "fp32"
+    """Matmul arithmetic of the training steps: fp32 (IEEE, the reference), tf32 (CUDA
+    TensorFloat-32 cores; a no-op on the CPU) or bf16 (autocast to bfloat16, on CUDA or the
+    CPU). Parameters, Adam state and the final evaluation stay fp32."""
+    cuda_graph: str = "off"
+    """Replay each training step as one CUDA graph: off; on (an error where it cannot be
+    done: on the CPU, or a model with step hooks such as an SAE); auto (on for hook-free
+    models with small batches on CUDA, off on the CPU)."""
 
     def __post_init__(self) -> None:
         check_int("steps", self.steps, 0)
@@ -122,6 +132,8 @@ class TrainConfig:
         check_int("prefetch_elements", self.prefetch_elements, 0)
         if self.max_instances_per_chunk is not None:
             check_int("max_instances_per_chunk", self.max_instances_per_chunk, 1)
+        check_choice("matmul_precision", self.matmul_precision, MATMUL_PRECISIONS)
+        check_choice("cuda_graph", self.cuda_graph, CUDA_GRAPH_MODES)
 
     def lr_at(self, step: int) -> float:
         """Learning rate for 0-based ``step``: linear warm-up, then the schedule."""
@@ -495,6 +507,29 @@ class _Chunk:
         return {"index": self.index, "start": self.start, "stop": self.stop, "per_chunk": self.per_chunk, "n_chunks": self.n_chunks}
 
 
+def _batch_elements(source: StreamSource, config: TrainConfig) -> int:
+    """Floats in one step's batch (instances × batch × width)."""
+    return max(1, int(source.n_instances)) * config.batch_size * int(source.dim)
+
+
+def _then(first: Callable[[], Any], hook: Callable[..., Any] | None) -> Callable[..., Any]:
+    def before(step: int) -> None:
+        first()
+        if hook is not None:
+            hook(step)
+
+    return before
+
+
+@contextmanager
+def _restored(guard: GradDtypeGuard | None) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        if guard is not None:
+            guard.restore()
+
+
 def _checkpoint_name(chunk: _Chunk) -> str:
     return "checkpoint.pt" if chunk.n_chunks == 1 else f"checkpoint-{chunk.index}.pt"
 
@@ -532,45 +567,68 @@ def _train_chunk(
         torch.cuda.synchronize(dev)
     t0 = time.perf_counter()
     lr_now = None
-    for step in range(step0, config.steps):
-        lr = config.lr_at(step)
-        if lr != lr_now:
-            for g in opt.param_groups:
-                g["lr"] = lr
-            lr_now = lr
-        if step // k != block_idx:
-            block_idx = step // k
-            block_state = source.get_state()
-            n_steps = min(k, config.steps - block_idx * k)
-            block = source.sample(config.batch_size * n_steps)
-        off = (step - block_idx * k) * config.batch_size
-        x = block[:, off : off + config.batch_size] if k > 1 else block
-        loss = optimizer_step(model, opt, x, step, params, hooks)
-        if step == 0:
-            initial = loss.detach().float().cpu()
-        done = step + 1
-        if done % config.log_every == 0 or done == config.steps:
-            loss_cpu = loss.detach().float().cpu()
-            _check_finite(loss_cpu, done, lr, ckpt, good_step, chunk.start)
-            history.append({"step": done, "lr": lr, "loss": loss_cpu.tolist()})
-            bar.update(done - bar.n if bar.n < done else 0)
-            bar.set_postfix(loss=f"{loss_cpu.mean().item():.4g}", refresh=False)
-        if ckpt is not None and config.checkpoint_every and (done % config.checkpoint_every == 0 or done == config.steps):
-            bad = _nonfinite_param_instances(params, int(model.n_instances))
-            if bad:
-                raise _diverged(bad, done, lr, ckpt, good_step, chunk.start)
-            save_checkpoint(ckpt, {
-                "step": done,
-                "model": model.state_dict(),
-                "optimizer": opt.state_dict(),
-                "rng": source.get_state() if done % k == 0 or done == config.steps else block_state,
-                "history": history,
-                "initial_loss": initial,
-                "run": record,
-                "chunk": chunk.record(),
-                "device": dev.type,
-            })
-            good_step = done
+    # GPU options: the matmul precision for the steps (bf16 gradients of hand-derived models
+    # cast back to fp32 before the update), and graph replay of whole steps after a few
+    # eager warm-up steps (see toymodels.accel.graphs; the data, the NaN guard every
+    # log_every steps and the checkpoints stay as in the eager loop).
+    guard = GradDtypeGuard(params) if config.matmul_precision == "bf16" else None
+    if guard is not None:
+        hooks = _Hooks(_then(guard.fix, hooks.before), hooks.after)
+    graph_on = use_cuda_graph(config.cuda_graph, model, opt, dev, _batch_elements(source, config))
+    graphed, warm_until = None, step0 + WARMUP_STEPS
+    with matmul_precision(config.matmul_precision, dev), _restored(guard):
+        for step in range(step0, config.steps):
+            lr = config.lr_at(step)
+            if lr != lr_now:
+                for g in opt.param_groups:
+                    g["lr"] = lr
+                lr_now = lr
+            if step // k != block_idx:
+                block_idx = step // k
+                block_state = source.get_state()
+                n_steps = min(k, config.steps - block_idx * k)
+                block = source.sample(config.batch_size * n_steps)
+            off = (step - block_idx * k) * config.batch_size
+            x = block[:, off : off + config.batch_size] if k > 1 else block
+            try:
+                if graph_on and graphed is None and step >= warm_until:
+                    graphed = GraphedStep(model, opt, x, lr, None if guard is None else guard.fix)
+                if graphed is not None:
+                    loss = graphed(x, lr)  # one replay; read only at log steps, below
+                elif graph_on:
+                    with side_stream(dev):  # warm-up before capture, off the capturing stream
+                        loss = optimizer_step(model, opt, x, step, params, hooks).clone()
+                else:
+                    loss = optimizer_step(model, opt, x, step, params, hooks)
+            except RuntimeError as e:
+                if guard is not None and "dtype" in str(e):
+                    raise bf16_grad_error(model, e) from None
+                raise
+            if step == 0:
+                initial = loss.detach().float().cpu()
+            done = step + 1
+            if done % config.log_every == 0 or done == config.steps:
+                loss_cpu = loss.detach().float().cpu()
+                _check_finite(loss_cpu, done, lr, ckpt, good_step, chunk.start)
+                history.append({"step": done, "lr": lr, "loss": loss_cpu.tolist()})
+                bar.update(done - bar.n if bar.n < done else 0)
+                bar.set_postfix(loss=f"{loss_cpu.mean().item():.4g}", refresh=False)
+            if ckpt is not None and config.checkpoint_every and (done % config.checkpoint_every == 0 or done == config.steps):
+                bad = _nonfinite_param_instances(params, int(model.n_instances))
+                if bad:
+                    raise _diverged(bad, done, lr, ckpt, good_step, chunk.start)
+                save_checkpoint(ckpt, {
+                    "step": done,
+                    "model": model.state_dict(),
+                    "optimizer": opt.state_dict(),
+                    "rng": source.get_state() if done % k == 0 or done == config.steps else block_state,
+                    "history": history,
+                    "initial_loss": initial,
+                    "run": record,
+                    "chunk": chunk.record(),
+                    "device": dev.type,
+                })
+                good_step = done
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
     return history, time.perf_counter() - t0, initial
@@ -615,6 +673,20 @@ def _resume_states(
     return per_chunk, states
 
 
+_ACCEL_DEFAULTS = {"matmul_precision": "fp32", "cuda_graph": "off"}
+
+
+def train_record(config: TrainConfig) -> dict[str, Any]:
+    """The ``train`` settings of a run record: every field, except the GPU options
+    (``matmul_precision``, ``cuda_graph``) at their defaults — so run folders written before
+    they existed resume, and a default run's config.json is unchanged."""
+    rec = asdict(config)
+    for k, v in _ACCEL_DEFAULTS.items():
+        if rec.get(k) == v:
+            del rec[k]
+    return rec
+
+
 def _check_inputs(model: object, source: object, config: object) -> None:
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
@@ -650,6 +722,11 @@ def train(
     _check_inputs(model, source, config)
     check_compatible(model, source)  # width, instances and device of the batches, named
     dev = _device_of(model)
+    if config.matmul_precision == "bf16":  # ValueError naming matmul_precision when the model's step cannot take it
+        check_bf16(model, int(source.dim), dev)
+    if config.cuda_graph == "on":  # ValueError naming cuda_graph before any work when it cannot be done
+        use_cuda_graph("on", model, make_optimizer([p for p in model.parameters() if p.requires_grad], config),
+                       dev, _batch_elements(source, config))
     n_inst = int(model.n_instances)
     if resume and overwrite:
         raise ValueError("resume and overwrite exclude each other: resume continues the run in the folder, overwrite replaces it")
@@ -657,7 +734,7 @@ def train(
         raise ValueError("resume=True needs the run folder (out) to resume from")
     per_chunk = instances_per_chunk(model, config, dev)  # ValueError naming batch_size when nothing fits
     eval_batch, eval_instances = eval_plan(model, config, dev, source)
-    record = {"model": model.spec(), "data": source.spec(), "train": asdict(config)}
+    record = {"model": model.spec(), "data": source.spec(), "train": train_record(config)}
     out = check_writable_dir(out) if out is not None else None
     states: dict[int, dict[str, Any]] = {}
     with lock_run_folder(out) if out is not None else nullcontext():
