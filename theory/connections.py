@@ -44,7 +44,7 @@ def recover_connections(ctx: Context, *, n_instances: int | None = None, steps: 
     from toymodels.train import TrainConfig, train
 
     n_i = n_instances if n_instances is not None else ctx.pick(2, 4, 8)
-    steps = steps if steps is not None else ctx.pick(500, 1000, 2000)
+    steps = steps if steps is not None else ctx.pick(600, 1000, 2000)
     cfg = config if config is not None else ConnectionsConfig(n_instances=n_i)
     if cfg.n_instances != n_i:
         cfg = ConnectionsConfig(**{**cfg.__dict__, "n_instances": n_i})
