@@ -287,13 +287,39 @@ def test_a_damaged_results_file_runs_its_points_again(tmp_path):
     assert {r["status"] for r in rows(out)} == {"done"}
 
 
-@pytest.mark.slow  # two spawned workers import torch: ~25 s on a busy 2-core machine
 def test_two_local_workers_give_the_results_of_one(tmp_path):
     spec = write(tmp_path, TMS_SPEC)
     assert sweep(spec, tmp_path / "one") == 0
     assert sweep(spec, tmp_path / "two", "--workers", "2") == 0
     assert len({r["job"] for r in rows(tmp_path / "two")}) >= 2  # each worker got a job
     assert_same_points(tmp_path / "one", tmp_path / "two", ("dimensionality",))
+
+
+def _dies_once(job, out, device):
+    """A job function whose first call kills its worker process (as an OOM kill would)."""
+    import os
+
+    marker = Path(out) / "killed-once"
+    if not marker.exists():
+        marker.write_text("x")
+        os._exit(1)
+    return _real_run_job(job, out, device)
+
+
+_real_run_job = sweep_runner.run_job
+
+
+def test_a_dead_local_worker_loses_nothing(tmp_path, monkeypatch):
+    if sweep_runner._start_method() != "fork":
+        pytest.skip("the crashing job function reaches the workers by fork")
+    monkeypatch.setattr(sweep_runner, "run_job", _dies_once)
+    spec, out = write(tmp_path, TMS_SPEC), tmp_path / "out"
+    assert sweep(spec, out, "--workers", "2", "--max-pack", "2") == 0
+    assert (out / "killed-once").exists()
+    assert {r["status"] for r in rows(out)} == {"done"}
+    monkeypatch.setattr(sweep_runner, "run_job", _real_run_job)
+    assert sweep(spec, tmp_path / "ref") == 0
+    assert_same_points(tmp_path / "ref", out, ("dimensionality",))
 
 
 # ---------------------------------------------------------------------- point streams

@@ -1,6 +1,7 @@
 """Run a sweep: skip what is done, pack the rest into jobs, run them on a backend, write the table.
 
-Backends: ``local`` (in this process, or ``workers`` processes of one CPU thread each) and
+Backends: ``local`` (in this process, or ``workers`` processes of one CPU thread each,
+forked on Linux) and
 ``ray`` (each job a Ray task: one CPU, one GPU when CUDA is present, retried up to
 ``max_retries`` times when its worker dies). A job that raises fails alone: its points are
 marked ``failed`` with the error in results.csv and tried again by the next run.
@@ -126,7 +127,7 @@ def _local(jobs: Sequence[Job], out: Path, workers: int, device: str, on_start: 
     todo = list(jobs)
     tries = 0
     while todo:
-        ctx = multiprocessing.get_context("spawn")
+        ctx = multiprocessing.get_context(_start_method())
         broken = False
         with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init) as pool:
             futs = {pool.submit(run_job, j.to_dict(), out, device): j for j in todo}
@@ -146,6 +147,16 @@ def _local(jobs: Sequence[Job], out: Path, workers: int, device: str, on_start: 
                 for job in todo:
                     yield job, _failed(job, f"a worker process died {tries} times running this job")
                 return
+
+
+def _start_method() -> str:
+    """fork where it is safe (Linux, CUDA not initialised: the workers start in milliseconds
+    instead of importing torch again), else spawn."""
+    import torch
+
+    if sys.platform.startswith("linux") and not torch.cuda.is_initialized():
+        return "fork"
+    return "spawn"
 
 
 def _failed(job: Job, error: str) -> list[dict[str, Any]]:
