@@ -378,3 +378,27 @@ def test_patched_point_configs_equal_configs_built_point_by_point(tmp_path, text
             a = flags[key]
             setattr(ns, a.dest, [v] if a.nargs == "+" else v)
         assert p.config == build(copy.copy(ns))
+
+
+def test_an_interrupted_job_resumes_from_its_checkpoint_exactly(tmp_path, monkeypatch):
+    import toymodels.train as trainer
+
+    spec = write(tmp_path, TMS_SPEC.replace("steps = 30", "steps = 30\ncheckpoint_every = 10"))
+    real, seen = trainer.optimizer_step, []
+
+    def stop_at_15(model, opt, x, step, *a, **kw):
+        seen.append(step)
+        if step == 15:
+            raise KeyboardInterrupt
+        return real(model, opt, x, step, *a, **kw)
+
+    monkeypatch.setattr(trainer, "optimizer_step", stop_at_15)
+    with pytest.raises(KeyboardInterrupt):
+        sweep(spec, tmp_path / "out")
+    seen.clear()
+    monkeypatch.setattr(trainer, "optimizer_step", lambda *a, **kw: (seen.append(a[3]), real(*a, **kw))[1])
+    assert sweep(spec, tmp_path / "out") == 0
+    assert seen[0] == 10 and len(seen) == 20  # resumed at the step-10 checkpoint
+    monkeypatch.setattr(trainer, "optimizer_step", real)
+    assert sweep(spec, tmp_path / "ref") == 0
+    assert_same_points(tmp_path / "ref", tmp_path / "out", ("dimensionality",))

@@ -18,6 +18,8 @@ So a point trained in any job equals the point trained alone, bit for bit on the
 Each job writes an ordinary run folder ``DIR/jobs/<id>/`` (config.json, model.safetensors,
 history.json, metrics.json from :func:`toymodels.train.train`), plus ``points.json`` (the
 points, in instance order) and, last and atomically, ``results.json`` (one row per point).
+A job interrupted after a checkpoint (``checkpoint_every`` steps) resumes from it when the
+sweep runs again, exactly as if it had not stopped.
 """
 from __future__ import annotations
 
@@ -194,6 +196,21 @@ def _pad(configs: list[dict[str, Any]], multiple: int) -> list[dict[str, Any]]:
     return configs + [configs[0]] * (-n % multiple)
 
 
+def _fit(model: Any, source: Any, tcfg: Any, folder: Path, desc: str) -> Any:
+    """Train into the job's folder: resume from its checkpoint when an interrupted run of
+    this job left one (same job id: same points and settings; the trainer refuses anything
+    else, and then the job starts over)."""
+    from ..runs import RunFolderError
+    from ..train import train
+
+    if any(folder.glob("checkpoint*.pt")):
+        try:
+            return train(model, source, tcfg, folder, resume=True, desc=desc)
+        except RunFolderError:
+            pass
+    return train(model, source, tcfg, folder, overwrite=True, desc=desc)
+
+
 def _seed_groups(configs: Sequence[dict[str, Any]], key: Any) -> dict[Any, list[int]]:
     groups: dict[Any, list[int]] = {}
     for i, c in enumerate(configs):
@@ -225,7 +242,7 @@ def _run_tms(configs: list[dict[str, Any]], folder: Path, dev: torch.device) -> 
     from ..experiments import tms_metrics
     from ..models import TMSConfig, build_model, importance_vector
     from ..runs import write_json
-    from ..train import evaluate, train
+    from ..train import evaluate
 
     c0 = configs[0]
     n_real = len(configs)
@@ -246,7 +263,7 @@ def _run_tms(configs: list[dict[str, Any]], folder: Path, dev: torch.device) -> 
         alone = build_model(base, seed=seed, device=dev)  # the point's own initial weights
         model.load_instances(idx, alone)
     tcfg = _train_config(c0)
-    result = train(model, source, tcfg, folder, overwrite=True, desc=f"sweep tms x{n_i}")
+    result = _fit(model, source, tcfg, folder, f"sweep tms x{n_i}")
     model = result.model
     loss = evaluate(model, source, int(c0["train"].get("eval_samples", 16384)), EVAL_BATCH)[:n_real]
     if n_i > n_real:
@@ -292,7 +309,7 @@ def _sae_config(c: dict[str, Any], n_i: int, l1: Any, k: Any) -> Any:
 def _run_sae(configs: list[dict[str, Any]], folder: Path, dev: torch.device) -> list[dict[str, Any]]:
     from ..runs import write_json
     from ..sae import build_sae, evaluate_sae, ground_truth_directions
-    from ..train import evaluate, train
+    from ..train import evaluate
 
     c0 = configs[0]
     n_real = len(configs)
@@ -309,7 +326,7 @@ def _run_sae(configs: list[dict[str, Any]], folder: Path, dev: torch.device) -> 
     for i, a in enumerate(alone):
         sae.load_instances([i], a)
     tcfg = _train_config(c0)
-    result = train(sae, source, tcfg, folder, overwrite=True, desc=f"sweep sae x{n_i}")
+    result = _fit(sae, source, tcfg, folder, f"sweep sae x{n_i}")
     sae = result.model
     n_eval = int(c0["train"].get("eval_samples", 16384))
     loss = evaluate(sae, source, n_eval, EVAL_BATCH)[:n_real]
