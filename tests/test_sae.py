@@ -9,7 +9,7 @@ from toymodels.data import SparseFeatures
 from toymodels.sae import SAEConfig, arch_names, build_sae, decoder_orthogonality, evaluate_sae, geometric_median, k_archs
 from toymodels.train import TrainConfig, train
 
-from sae._helpers import data, tiny  # tests/sae (on sys.path as tests/ is)
+from tests.sae._helpers import data, tiny
 
 
 # ---------------------------------------------------------------------- config

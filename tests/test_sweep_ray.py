@@ -11,7 +11,7 @@ import pytest
 
 ray = pytest.importorskip("ray", reason="Ray is an optional extra: pip install 'toymodels[ray]'")
 
-from test_sweep import TMS_SPEC, assert_same_points, rows, sweep, write  # noqa: E402
+from tests.test_sweep import TMS_SPEC, assert_same_points, rows, sweep, write  # noqa: E402
 
 from toymodels.sweep import Point, run_sweep  # noqa: E402
 
