@@ -1,8 +1,7 @@
 """The SAE experiments layer (toymodels/sae/sweep.py): batched sweeps, the matched-L0
-comparison and seed stability, on tiny settings."""
+comparison and seed stability, on tiny settings. (That the module imports no theory or figures
+is checked for all of toymodels in tests/test_layering.py.)"""
 import math
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -33,23 +32,6 @@ def toy():
     """A small trained toy model: 16 features in 6 dimensions."""
     return train_tms(TMSConfig(n_features=16, d_hidden=6), 0.05, train=TrainConfig(steps=600, batch_size=1024),
                      seed=1).model
-
-
-def test_the_sweep_module_imports_no_theory_or_figures():
-    code = ("import sys, toymodels.sae.sweep; "
-            "bad = [m for m in sys.modules if m.split('.')[0] in ('theory', 'figures')]; print(bad)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"
-
-
-def test_old_theory_paths_still_export_the_moved_names():
-    from theory.sae import geometry, stability
-    from toymodels import data
-    from toymodels.sae import sweep
-
-    assert geometry.train_sae_sweep is sweep.train_sae_sweep and geometry.matched_l0 is sweep.matched_l0
-    assert geometry.BoundFeatures is data.BoundFeatures and stability.FiniteSample is data.FiniteSample
-    assert stability.seed_stability is sweep.seed_stability and stability.random_toy_model is sweep.random_toy_model
 
 
 def test_small_seed_is_deterministic_31_bit_and_label_dependent():

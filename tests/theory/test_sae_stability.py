@@ -138,3 +138,13 @@ def test_stability_verdict_holds_and_fails():
     same = cross.copy()
     same[1, 1] = 0.97
     assert not S.stability_verdict(same, l0, 2.0)[0]
+
+
+def test_old_theory_paths_still_export_the_moved_names():
+    from theory.sae import geometry, stability
+    from toymodels import data
+    from toymodels.sae import sweep
+
+    assert geometry.train_sae_sweep is sweep.train_sae_sweep and geometry.matched_l0 is sweep.matched_l0
+    assert geometry.BoundFeatures is data.BoundFeatures and stability.FiniteSample is data.FiniteSample
+    assert stability.seed_stability is sweep.seed_stability and stability.random_toy_model is sweep.random_toy_model
