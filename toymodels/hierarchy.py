@@ -1,0 +1,254 @@
+"""Richer ground truth: feature hierarchies and zipfian firing rates on top of
+:class:`toymodels.data.SparseFeatures`.
+
+    src = HierarchicalFeatures(64, 0.04, d_embed=32, firing="zipf", zipf_exponent=1.0,
+                               hierarchy=[(0, [1, 2, 3], True), (4, [5, 6], False)])
+
+- ``firing="zipf"``: feature i (rank i + 1) fires with probability p_i ∝ (i + 1)^(−a),
+  scaled so that the mean of p over the N features is the given ``feature_probability``
+  (a scalar or one per instance), each p_i capped at 1 (the cap's excess is spread over the
+  others, so the mean stays exact while it fits: mean p <= 1). ``firing="constant"``: the
+  given probabilities as they are (scalar, per instance, or per instance and feature).
+- ``hierarchy``: a list of (parent, [children...], mutually_exclusive). A child can fire only
+  when its parent fires: it is drawn with its own probability p_c (then the probability
+  *given* its parent) and dropped when the parent is silent, so its marginal rate is
+  p_c · P(parent). With ``mutually_exclusive=True``, when several children of that parent
+  would fire in a sample, one of them, chosen uniformly at random, is kept. Hierarchies nest
+  (a child may be a parent of its own children); a feature has at most one parent and there
+  are no cycles. This is the toy of Nabeshima (2024) and Bussmann et al. (2025) on which
+  feature absorption shows (:mod:`toymodels.ground_truth`).
+
+Sampling cost stays proportional to the active features on the sparse path (per level of the
+hierarchy: a sort of the active entries' keys and a binary search), and the draws come from
+each instance block's own generator after the base draw, so the per-instance streams keep
+their guarantee: instance i's data is the same in any subset or chunk. Works with
+``d_embed`` and instances like :class:`~toymodels.data.SparseFeatures`.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+
+from ._validate import check_choice, check_float
+from .data import SparseFeatures
+
+FIRING = ("constant", "zipf")
+
+
+def zipf_probabilities(n_features: int, mean_probability: Any, exponent: float) -> torch.Tensor:
+    """p (I, N) with p_i ∝ (i + 1)^(−a) and mean_i p_i = ``mean_probability`` (scalar or (I,)),
+    each p_i <= 1: capped entries are set to 1 and the rest rescaled to keep the mean."""
+    a = check_float("zipf_exponent", exponent, 0.0, 64.0)
+    m = torch.as_tensor(mean_probability, dtype=torch.float64).reshape(-1)
+    if bool(((m <= 0) | (m > 1) | torch.isnan(m)).any()):
+        raise ValueError(f"feature_probability (the mean firing rate with firing='zipf') must be in (0, 1], got {m.tolist()}")
+    w = torch.arange(1, n_features + 1, dtype=torch.float64).pow(-a)  # (N,)
+    out = []
+    for mean in m.tolist():
+        total = mean * n_features
+        capped = torch.zeros(n_features, dtype=torch.bool)
+        for _ in range(n_features + 1):  # water-filling: at most N rounds
+            free = ~capped
+            p = torch.where(capped, torch.ones_like(w), w * (total - capped.sum()) / w[free].sum())
+            over = p > 1
+            if not bool((over & free).any()):
+                break
+            capped |= over
+        out.append(p.clamp(max=1.0))
+    return torch.stack(out).to(torch.float32)
+
+
+class Hierarchy:
+    """A validated forest over the features: ``parent`` (N,) (−1 for roots), ``depth`` (N,)
+    (0 for roots), and the mutually exclusive parents. Built from the list form
+    [(parent, [children...], mutually_exclusive), ...]."""
+
+    def __init__(self, spec: Sequence[Any], n_features: int) -> None:
+        parent = [-1] * n_features
+        exclusive: set[int] = set()
+        self.spec: list[tuple[int, list[int], bool]] = []
+        if not isinstance(spec, (list, tuple)):
+            raise ValueError(f"hierarchy must be a list of (parent, [children...], mutually_exclusive), got {type(spec).__name__}")
+        for j, item in enumerate(spec):
+            try:
+                p, children, me = item
+                p, children = int(p), [int(c) for c in children]
+            except (TypeError, ValueError):
+                raise ValueError(f"hierarchy[{j}] must be (parent, [children...], mutually_exclusive), got {item!r}") from None
+            if not isinstance(me, bool):
+                raise ValueError(f"hierarchy[{j}]: mutually_exclusive must be True or False, got {me!r}")
+            if not children:
+                raise ValueError(f"hierarchy[{j}]: parent {p} needs at least one child")
+            for f in (p, *children):
+                if not 0 <= f < n_features:
+                    raise ValueError(f"hierarchy[{j}]: feature {f} is not in [0, n_features - 1 = {n_features - 1}]")
+            for c in children:
+                if c == p:
+                    raise ValueError(f"hierarchy[{j}]: feature {p} cannot be its own child")
+                if parent[c] != -1:
+                    raise ValueError(f"hierarchy[{j}]: feature {c} already has parent {parent[c]}; a feature has at most one parent")
+                parent[c] = p
+            if me:
+                exclusive.add(p)
+            self.spec.append((p, children, me))
+        depth = [0] * n_features
+        for f in range(n_features):  # walk up; a walk longer than N is a cycle
+            d, cur = 0, f
+            while parent[cur] != -1:
+                cur, d = parent[cur], d + 1
+                if d > n_features:
+                    raise ValueError(f"hierarchy has a cycle through feature {f}")
+            depth[f] = d
+        self.n_features = n_features
+        self.parent = torch.tensor(parent, dtype=torch.long)
+        self.depth = torch.tensor(depth, dtype=torch.long)
+        self.exclusive = torch.zeros(n_features, dtype=torch.bool)
+        if exclusive:
+            self.exclusive[list(exclusive)] = True
+        self.max_depth = max(depth) if depth else 0
+        self._on: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+
+    def _tensors(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        key = str(device)
+        if key not in self._on:
+            self._on[key] = (self.parent.to(device), self.depth.to(device), self.exclusive.to(device))
+        return self._on[key]
+
+    def apply_coo(self, a: torch.Tensor, r: torch.Tensor, f: torch.Tensor, v: torch.Tensor, batch: int,
+                  g: torch.Generator) -> tuple[torch.Tensor, ...]:
+        """Entries (row a, sample r, feature f, value v) with every child whose parent is silent
+        dropped and one child kept per exclusive parent and sample; level by level from the
+        roots down (a dropped child drops its own children). Cost O(nnz log nnz) per level."""
+        parent, depth, excl = self._tensors(v.device)
+        n = self.n_features
+        for d in range(1, self.max_depth + 1):
+            if f.numel() == 0:
+                break
+            base = (a * batch + r) * n
+            keys, _ = torch.sort(base + f)
+            is_child = depth[f] == d
+            pkey = base + parent[f].clamp_min(0)
+            pos = torch.searchsorted(keys, pkey).clamp_max(keys.numel() - 1)
+            present = keys[pos] == pkey
+            keep = ~is_child | present
+            a, r, f, v, pkey, is_child = a[keep], r[keep], f[keep], v[keep], pkey[keep], is_child[keep]
+            me = is_child & excl[parent[f].clamp_min(0)]
+            if bool(me.any()):
+                idx = me.nonzero().flatten()
+                u = torch.rand(idx.numel(), generator=g, device=v.device, dtype=torch.float64)
+                groups, inv = torch.unique(pkey[idx], return_inverse=True)
+                best = torch.full((groups.numel(),), -1.0, dtype=torch.float64, device=v.device)
+                best.scatter_reduce_(0, inv, u, reduce="amax")
+                drop = idx[u < best[inv]]
+                keep = torch.ones_like(me)
+                keep[drop] = False
+                a, r, f, v = a[keep], r[keep], f[keep], v[keep]
+        return a, r, f, v
+
+    def apply_dense(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        """The same rule on dense coefficients (A, B, N), in place; returns x."""
+        for d in range(1, self.max_depth + 1):
+            for p, children, me in self.spec:
+                if int(self.depth[children[0]]) != d:
+                    continue
+                cols = torch.tensor(children, device=x.device)
+                x[..., cols] *= (x[..., p] != 0).to(x.dtype)[..., None]
+                if me:
+                    act = x[..., cols] != 0
+                    u = torch.rand(act.shape, generator=g, device=x.device, dtype=torch.float64)
+                    u = torch.where(act, u, torch.full_like(u, -1.0))
+                    win = torch.nn.functional.one_hot(u.argmax(-1), len(children)).to(torch.bool)
+                    x[..., cols] *= (win & act).to(x.dtype)
+        return x
+
+    def effective_probabilities(self, p: torch.Tensor) -> torch.Tensor:
+        """Marginal firing rates (I, N) from the drawn rates p (I, N) when no parent is
+        exclusive: p_c · P(parent), down the tree. ValueError with exclusive parents (no
+        closed form: estimate from samples)."""
+        if bool(self.exclusive.any()):
+            raise ValueError("the marginal firing rates of mutually exclusive children have no closed form; estimate them from samples")
+        out = p.clone()
+        for d in range(1, self.max_depth + 1):
+            kids = (self.depth == d).nonzero().flatten().to(p.device)
+            out[:, kids] = out[:, kids] * out[:, self.parent[kids].to(p.device)]
+        return out
+
+
+class HierarchicalFeatures(SparseFeatures):
+    """:class:`~toymodels.data.SparseFeatures` with a feature hierarchy and zipfian firing
+    rates (see the module docstring); every other argument as for ``SparseFeatures``
+    (grouped features excepted: a hierarchy replaces them)."""
+
+    def __init__(
+        self,
+        n_features: int,
+        feature_probability: float | Any = 0.05,
+        n_instances: int = 1,
+        *,
+        hierarchy: Sequence[Any] | None = None,
+        firing: str = "constant",
+        zipf_exponent: float = 1.0,
+        **kw: Any,
+    ) -> None:
+        check_choice("firing", firing, FIRING)
+        if kw.get("correlated_groups") or kw.get("anticorrelated_groups"):
+            raise ValueError("correlated/anticorrelated groups and a hierarchy do not combine; use one")
+        self.firing = firing
+        self.zipf_exponent = check_float("zipf_exponent", zipf_exponent, 0.0, 64.0)
+        self.mean_probability = feature_probability
+        if firing == "zipf":
+            feature_probability = zipf_probabilities(int(n_features), feature_probability, zipf_exponent)
+            if feature_probability.shape[0] == 1 and n_instances > 1:
+                feature_probability = feature_probability.expand(int(n_instances), -1).clone()
+        self.hierarchy_spec = [] if hierarchy is None else list(hierarchy)
+        self.hierarchy = Hierarchy(self.hierarchy_spec, int(n_features))
+        super().__init__(n_features, feature_probability, n_instances, **kw)
+
+    # the two row samplers of SparseFeatures, then the hierarchy with the block's generator
+    def _coo_rows(self, batch_size: int, g: torch.Generator, rows: list[int]):
+        a, r, f, v = super()._coo_rows(batch_size, g, rows)
+        if self.hierarchy.max_depth == 0:
+            return a, r, f, v
+        return self.hierarchy.apply_coo(a, r, f, v, batch_size, g)
+
+    def _dense_rows(self, batch_size: int, g: torch.Generator, rows: list[int]) -> torch.Tensor:
+        x = super()._dense_rows(batch_size, g, rows)
+        return x if self.hierarchy.max_depth == 0 else self.hierarchy.apply_dense(x, g)
+
+    def subset(self, index: Any) -> "HierarchicalFeatures":
+        new = super().subset(index)
+        new.__class__ = HierarchicalFeatures
+        new.firing, new.zipf_exponent, new.mean_probability = self.firing, self.zipf_exponent, self.mean_probability
+        new.hierarchy_spec, new.hierarchy = self.hierarchy_spec, self.hierarchy
+        return new
+
+    def spec(self) -> dict[str, Any]:
+        return {**super().spec(), "kind": "hierarchical-features", "firing": self.firing, "zipf_exponent": self.zipf_exponent,
+                "hierarchy": [[p, list(c), me] for p, c, me in self.hierarchy_spec]}
+
+    @property
+    def expected_l0(self) -> torch.Tensor:
+        """Expected active features per sample (I,) (ValueError with exclusive children)."""
+        p = self.feature_probability.expand(self.n_instances, self.n_features)
+        return self.hierarchy.effective_probabilities(p).sum(-1)
+
+    def sample_with_truth(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(x (I, B, D), the true coefficients (I, B, N)) of one batch, for the metrics of
+        :mod:`toymodels.ground_truth` (sparse path: the whole batch as coordinates)."""
+        coo = self.sample_coo(batch_size)
+        c = coo.to_dense()
+        return (coo.embed(self.directions) if self.directions is not None else c), c
+
+
+def tree(n_parents: int, n_children: int, *, mutually_exclusive: bool = True, start: int = 0) -> list[tuple[int, list[int], bool]]:
+    """A two-level hierarchy: parents start, start + n_children + 1, ... each followed by its
+    ``n_children`` children (features are numbered parent, its children, next parent, ...)."""
+    out, f = [], start
+    for _ in range(n_parents):
+        out.append((f, list(range(f + 1, f + 1 + n_children)), mutually_exclusive))
+        f += n_children + 1
+    return out
+
+
+__all__ = ["FIRING", "Hierarchy", "HierarchicalFeatures", "tree", "zipf_probabilities"]
