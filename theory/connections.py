@@ -66,7 +66,7 @@ def recover_connections(ctx: Context, *, n_instances: int | None = None, steps: 
     truth = model.C.detach().cpu()
     s = score_graph(W_feat, truth, threshold=EDGE_THRESHOLD)
     return {"scores": s, "cos_1": cos[0], "cos_2": cos[1], "C": truth, "W": W_feat, "W_latents": W.cpu(),
-            "n_instances": n_i, "steps": steps, "config": cfg}
+            "z1": z1, "z2": z2, "match_1": m1, "match_2": m2, "n_instances": n_i, "steps": steps, "config": cfg}
 
 
 @claim(
