@@ -179,7 +179,7 @@ def _ray(jobs: Sequence[Job], out: Path, address: str | None, device: str, on_st
     refs = {task.remote(j.to_dict(), str(out.resolve()), device): j for j in jobs}
     pending = list(refs)
     while pending:
-        on_start(min(len(pending), max(1, int(ray.available_resources().get("CPU", 0)) + 1)))
+        on_start(min(len(pending), max(1, int(ray.cluster_resources().get("CPU", 1)))))
         ready, pending = ray.wait(pending, num_returns=1)
         for ref in ready:
             job = refs[ref]
