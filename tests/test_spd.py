@@ -1,0 +1,214 @@
+"""Stochastic parameter decomposition: shapes, each loss against a hand computation, the
+gradients, the source of mask uniforms, and training through the one trainer."""
+import pytest
+import torch
+
+from toymodels.compressed import BigramMLP, BigramMLPConfig, BigramSource, ResidualMLP, ResidualMLPConfig
+from toymodels.data import SparseFeatures
+from toymodels.models import HiddenReLU, ReLUOutput, TMSConfig
+from toymodels.protocols import Source, TrainableModel
+from toymodels.spd import (
+    MaskedSource,
+    SPDConfig,
+    SPDModel,
+    TiedTarget,
+    as_target,
+    causal_importance,
+    lower_leaky_hard_sigmoid,
+    rank_one_cosine,
+    train_spd,
+    upper_leaky_hard_sigmoid,
+)
+from toymodels.train import TrainConfig, train
+
+
+def _tms(n=5, m=2, inst=1, seed=0):
+    return ReLUOutput(TMSConfig(n, m, n_instances=inst), seed=seed)
+
+
+def test_config_rejects_bad_values():
+    for kw, field in (({"n_components": 0}, "n_components"), ({"p": 0.0}, "p"), ({"importance": -1.0}, "importance"),
+                      ({"leak": 1.0}, "leak")):
+        with pytest.raises(ValueError, match=field):
+            SPDConfig(**kw)
+
+
+def test_hard_sigmoids():
+    x = torch.tensor([-2.0, 0.0, 0.5, 1.0, 3.0])
+    assert torch.allclose(lower_leaky_hard_sigmoid(x, 0.01), torch.tensor([-0.02, 0.0, 0.5, 1.0, 1.0]))
+    assert torch.allclose(upper_leaky_hard_sigmoid(x, 0.01), torch.tensor([0.0, 0.0, 0.5, 1.0, 1.02]))
+
+
+def test_shapes_protocol_and_frozen_target():
+    tms = _tms(inst=3)
+    spd = SPDModel(tms, SPDConfig(n_components=4))
+    assert isinstance(spd, TrainableModel) and spd.names == ("W", "W_T")
+    assert spd.U["W"].shape == (3, 4, 2) and spd.V["W"].shape == (3, 4, 5)
+    assert spd.U["W_T"].shape == (3, 4, 5) and spd.V["W_T"].shape == (3, 4, 2)
+    assert spd.input_dim == 5 + 2 * 4
+    # only subcomponents and gates train; the caller's model is copied, not frozen in place
+    assert all(p.requires_grad for p in spd.parameters())
+    assert len(list(spd.parameters())) == 12
+    assert all(p.requires_grad for p in tms.parameters())
+    assert "target.model.W_IMN" in spd.state_dict()
+    x = torch.rand(3, 7, spd.input_dim)
+    assert spd.loss(x).shape == (3,)
+    with pytest.raises(ValueError, match="uniforms"):
+        spd.loss(torch.rand(3, 7, 5))
+    with pytest.raises(ValueError, match="cannot be decomposed"):
+        as_target(torch.nn.Linear(2, 2))
+
+
+def _exact_tms_spd(tms: ReLUOutput) -> SPDModel:
+    """SPD with the true pieces and hand-set gates: component i of W is W_i e_iᵀ, of Wᵀ e_i W_iᵀ;
+    each gate is g = clamp(gelu(20 s − 10)), on iff its inner activation s > 1/2 (C = N, H = 1)."""
+    n = tms.n_features
+    spd = SPDModel(tms, SPDConfig(n_components=n, gate_hidden=1))
+    W = tms.W_IMN.detach()[0]  # (M, N)
+    with torch.no_grad():
+        spd.U["W"][0] = W.T
+        spd.V["W"][0] = torch.eye(n)
+        spd.U["W_T"][0] = torch.eye(n)
+        spd.V["W_T"][0] = W.T
+        for name in ("W", "W_T"):
+            spd.gate_w1[name].fill_(20.0)
+            spd.gate_b1[name].fill_(-10.0)
+            spd.gate_w2[name].fill_(1.0)
+            spd.gate_b2[name].fill_(0.0)
+    return spd
+
+
+def test_loss_terms_by_hand():
+    torch.manual_seed(0)
+    tms = _tms(4, 2)
+    spd = SPDModel(tms, SPDConfig(n_components=3, gate_hidden=2, p=1.5))
+    x_in, u = torch.rand(1, 6, 4), torch.rand(1, 6, 6)
+    L = spd.losses(torch.cat([x_in, u], -1))
+    W = tms.W_IMN.detach()
+    Wh = {n: spd.U[n][0].T @ spd.V[n][0] for n in ("W", "W_T")}
+    faith = ((W[0] - Wh["W"]).square().sum() + (W[0].T - Wh["W_T"]).square().sum()) / 16
+    assert torch.allclose(L["faithfulness"][0], faith, atol=1e-6)
+
+    def gates(name, a):
+        s = a @ spd.V[name][0].T  # (B, C)
+        h = torch.nn.functional.gelu(s[..., None] * spd.gate_w1[name][0] + spd.gate_b1[name][0])
+        return (h * spd.gate_w2[name][0]).sum(-1) + spd.gate_b2[name][0]
+
+    x = x_in[0]
+    h = x @ W[0].T
+    y = torch.relu(h @ W[0] + tms.b_IN[0])
+    lw, lt = gates("W", x), gates("W_T", h)
+    mw = lower_leaky_hard_sigmoid(lw, 0.01)
+    mt = lower_leaky_hard_sigmoid(lt, 0.01)
+    mw, mt = mw + (1 - mw) * u[0, :, :3], mt + (1 - mt) * u[0, :, 3:]
+    hm = ((x @ spd.V["W"][0].T) * mw) @ spd.U["W"][0]
+    ym = torch.relu(((hm @ spd.V["W_T"][0].T) * mt) @ spd.U["W_T"][0] + tms.b_IN[0])
+    assert torch.allclose(L["reconstruction"][0], (ym - y).square().mean(), atol=1e-6)
+    y1 = torch.relu(hm @ W[0] + tms.b_IN[0])
+    y2 = torch.relu(((h @ spd.V["W_T"][0].T) * mt) @ spd.U["W_T"][0] + tms.b_IN[0])
+    want = ((y1 - y).square().mean() + (y2 - y).square().mean()) / 2
+    assert torch.allclose(L["layerwise"][0], want, atol=1e-6)
+    imp = sum(upper_leaky_hard_sigmoid(g, 0.01).abs().pow(1.5).sum(-1).mean() for g in (lw, lt))
+    assert torch.allclose(L["importance"][0], imp, atol=1e-5)
+    cfg = spd.config
+    total = (cfg.faithfulness * faith + cfg.reconstruction * L["reconstruction"][0]
+             + cfg.layerwise * L["layerwise"][0] + cfg.importance * imp)
+    assert torch.allclose(spd.loss(torch.cat([x_in, u], -1))[0], total, atol=1e-6)
+
+
+def test_faithfulness_gradient_by_hand_matches_autograd():
+    tms = _tms(5, 3)
+    spd = SPDModel(tms, SPDConfig(n_components=4, faithfulness=1.0, reconstruction=0.0, layerwise=0.0, importance=0.0))
+    spd.loss_and_grad(torch.rand(1, 8, spd.input_dim))
+    W = tms.W_IMN.detach()[0]
+    E = W - spd.U["W"][0].detach().T @ spd.V["W"][0].detach()  # residual (M, N)
+    n_entries = 2 * W.numel()
+    # L = Σ E² / n  ->  ∂L/∂U = −(2/n) V Eᵀ, ∂L/∂V = −(2/n) U E
+    assert torch.allclose(spd.U["W"].grad[0], -2 / n_entries * spd.V["W"][0].detach() @ E.T, atol=1e-6)
+    assert torch.allclose(spd.V["W"].grad[0], -2 / n_entries * spd.U["W"][0].detach() @ E, atol=1e-6)
+
+
+def _pentagon_tms() -> ReLUOutput:
+    """The 5 -> 2 optimum's shape: unit columns at 72° steps, bias −0.3 (so the interference
+    0.9·cos 72° of a single active feature stays below the ReLU)."""
+    tms = _tms(5, 2)
+    ang = torch.arange(5) * 2 * torch.pi / 5
+    with torch.no_grad():
+        tms.W_IMN[0] = torch.stack([ang.cos(), ang.sin()])
+        tms.b_IN.fill_(-0.3)
+    return tms
+
+
+def test_exact_decomposition_has_zero_faithfulness_and_reconstruction_on_single_features():
+    tms = _pentagon_tms()
+    spd = _exact_tms_spd(tms)
+    x = torch.eye(5)[None] * 0.9  # one feature at a time
+    u = torch.rand(1, 5, 10)
+    L = spd.losses(torch.cat([x, u], -1))
+    assert float(L["faithfulness"][0]) < 1e-12
+    # one subcomponent per matrix at logit gelu(20·0.9 − 10) = 8: upper-leaky 1 + 0.01·7 each
+    assert float(L["importance"][0]) == pytest.approx(2.14, abs=1e-3)
+    assert float(L["reconstruction"][0]) < 1e-10 and float(L["layerwise"][0]) < 1e-10
+    g = causal_importance(spd, torch.eye(5)[None])
+    assert torch.allclose(g["W"][0], torch.eye(5))
+    # negative control: a wrong piece (two features' components swapped) breaks reconstruction
+    with torch.no_grad():
+        spd.U["W"][0, [0, 1]] = spd.U["W"][0, [1, 0]].clone()
+    assert float(spd.losses(torch.cat([x, u], -1))["reconstruction"][0]) > 1e-3
+
+
+def test_rank_one_cosine():
+    U, V = torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 2.0, 0.0]])
+    u, v = torch.tensor([[3.0, 0.0], [1.0, 1.0]]), torch.tensor([[0.0, 1.0, 0.0], [0.0, -1.0, 0.0]])
+    c = rank_one_cosine(U, V, u, v)
+    assert torch.allclose(c, torch.tensor([[1.0, -(2 ** -0.5)]]))
+
+
+def test_masked_source_streams_subset_and_state():
+    base = SparseFeatures(5, 0.3, 3, seed=2)
+    src = MaskedSource(base, 4, seed=1)
+    assert isinstance(src, Source) and src.dim == 9
+    st = src.get_state()
+    x = src.sample(11)
+    assert x.shape == (3, 11, 9) and float(x[..., 5:].min()) >= 0 and float(x[..., 5:].max()) < 1
+    src.set_state(st)
+    assert torch.equal(src.sample(11), x)
+    src.set_state(st)
+    sub = src.subset([2])
+    assert torch.equal(sub.sample(11), src.sample(11)[[2]])
+    with pytest.raises(ValueError, match="pair"):
+        src.set_state(st[0])
+
+
+def test_subset_and_load_instances():
+    spd = SPDModel(_tms(inst=3), SPDConfig(n_components=3))
+    sub = spd.subset([2, 0])
+    assert torch.equal(sub.U["W"], spd.U["W"][[2, 0]]) and torch.equal(sub.target.model.W_IMN, spd.target.model.W_IMN[[2, 0]])
+    assert all(p.requires_grad for p in sub.parameters()) and not sub.target.model.W_IMN.requires_grad
+    other = SPDModel(_tms(inst=1, seed=5), SPDConfig(n_components=3, seed=9))
+    spd.load_instances([1], other)
+    assert torch.equal(spd.V["W_T"][1], other.V["W_T"][0])
+
+
+def test_trains_through_the_trainer_chunked_like_unchunked():
+    tms = _tms(5, 2, inst=2)
+    cfg = SPDConfig(n_components=4)
+    tr = TrainConfig(steps=30, batch_size=32, lr=1e-2, quiet=True, eval_samples=64)
+    a = train_spd(tms, SparseFeatures(5, 0.2, 2, seed=1), cfg, tr)
+    b = train_spd(tms, SparseFeatures(5, 0.2, 2, seed=1), cfg,
+                  TrainConfig(**{**tr.__dict__, "max_instances_per_chunk": 1}))
+    assert torch.allclose(a.model.U["W"], b.model.U["W"], atol=1e-5)
+    assert (a.result.final_loss < a.result.initial_loss).all()
+
+
+def test_other_targets_decompose():
+    bm = BigramMLP(BigramMLPConfig(4, 6, 1, train_in=False))
+    spd = SPDModel(bm, SPDConfig(n_components=5))
+    assert spd.names == ("W_in", "W_out") and spd.input_dim == 8 + 10
+    src = MaskedSource(BigramSource(4, 3, 5, seed=0), 10)
+    res = train(spd, src, TrainConfig(steps=5, batch_size=16, quiet=True, eval_samples=16))
+    assert torch.isfinite(res.final_loss).all()
+    rm = ResidualMLP(ResidualMLPConfig(6, 12, 3))
+    assert SPDModel(rm, SPDConfig(n_components=2)).loss(torch.rand(1, 3, 6 + 4)).shape == (1,)
+    hid = HiddenReLU(TMSConfig(5, 3))
+    assert isinstance(as_target(hid), TiedTarget)

@@ -1,0 +1,386 @@
+"""Stochastic parameter decomposition (SPD; Bushnaq, Braun & Sharkey 2025), batched over instances.
+
+Each decomposed weight matrix W (out × in) of a trained *target* model is written as a sum
+of C rank-1 subcomponents, Ŵ = Σ_c U_c V_cᵀ (U (I, C, out), V (I, C, in)). Subcomponent c
+has a causal-importance function: a small MLP (1 → H → 1, GELU) of its inner activation
+s_c = V_c·a (a the matrix's input), squashed to [0, 1] by a hard sigmoid,
+g_c = σ_H(Γ_c(s_c)). Masks m_c = g_c + (1 − g_c) u_c, u_c ~ U(0, 1), scale the subcomponents:
+the masked layer computes Σ_c m_c U_c (V_c·a). The loss, per instance:
+
+- faithfulness   L_F  = mean over all decomposed entries of (W − Ŵ)²
+- stochastic reconstruction  L_SR = mean (f(x | masked Ŵ for every matrix) − f(x | W))²
+- layerwise reconstruction   L_SRL = mean over matrices of the same with one matrix masked
+- importance minimality      L_IM = Σ_matrices Σ_c mean_batch |g_c|^p
+
+L = β_F L_F + β_SR L_SR + β_SRL L_SRL + β_IM L_IM. As in the paper, the masks use the
+lower-leaky hard sigmoid (slope ``leak`` below 0, so a closed gate still gets a gradient) and
+the importance penalty the upper-leaky one (slope ``leak`` above 1).
+
+The uniforms u come with the batch: :class:`MaskedSource` appends Σ C columns of U(0, 1) to
+every row of the target's source, so the masks live in the data stream (per-instance streams,
+exact resume and chunking like every other source) and :class:`SPDModel` trains with the one
+trainer, :func:`toymodels.train.train`.
+
+A target is any batched model with ``spd_weights()`` (name -> (I, out, in)) and
+``spd_forward(x, layer)`` (its forward with every decomposed product done by
+``layer(name, a)``): :mod:`toymodels.compressed`'s models have them, and :func:`as_target`
+adapts the tied-weight toy models of :mod:`toymodels.models` (W and Wᵀ decomposed
+separately, as the paper does for TMS).
+
+>>> from toymodels.spd import SPDConfig, train_spd, causal_importance
+>>> run = train_spd(tms_model, SparseFeatures(5, 0.05), SPDConfig(n_components=10),
+...                 TrainConfig(steps=4000, lr=2e-3, quiet=True))
+>>> g = causal_importance(run.model, torch.eye(5)[None])   # {"W": (I, 5, C), "W_T": (I, 5, C)}
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ._validate import check_float, check_int, check_nonneg, check_positive, check_seed
+from .data import UnitCube
+from .device import derive_seed, make_generator
+from .train import TrainConfig, TrainResult, train
+
+
+# ====================================================================== targets
+class TiedTarget(nn.Module):
+    """A tied-weight toy model (:class:`toymodels.models.ReLUOutput`, ``Linear``, ``HiddenReLU``)
+    as an SPD target: x' = σ(Wᵀ ρ(W x) + b) with W (decomposed as "W", in = N) and Wᵀ
+    (decomposed as "W_T", in = M) two matrices."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        if not hasattr(model, "W_IMN") or not hasattr(model, "b_IN"):
+            raise ValueError(f"{type(model).__name__} is not a tied-weight toy model (needs W_IMN and b_IN)")
+        self.model = model
+        self.n_features = model.n_features
+
+    @property
+    def n_instances(self) -> int:
+        return self.model.n_instances
+
+    @property
+    def input_dim(self) -> int:
+        return self.model.n_features
+
+    def spd_weights(self) -> dict[str, torch.Tensor]:
+        W = self.model.W_IMN
+        return {"W": W, "W_T": W.transpose(1, 2)}
+
+    def spd_forward(self, x: torch.Tensor, layer: Callable[[str, torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        h = layer("W", x)
+        if self.model._hidden_relu:
+            h = torch.relu(h)
+        z = layer("W_T", h) + self.model.b_IN[:, None, :]
+        return torch.relu(z) if self.model._relu else z
+
+    def subset(self, index: Any) -> "TiedTarget":
+        return TiedTarget(self.model.subset(index))
+
+    def spec(self) -> dict[str, Any]:
+        return self.model.spec()
+
+
+def as_target(model: nn.Module) -> nn.Module:
+    """``model`` as an SPD target: itself when it has ``spd_weights``/``spd_forward``, a
+    :class:`TiedTarget` for a tied-weight toy model; anything else raises ValueError."""
+    if hasattr(model, "spd_weights") and hasattr(model, "spd_forward"):
+        return model
+    if hasattr(model, "W_IMN") and hasattr(model, "_relu"):
+        return TiedTarget(model)
+    raise ValueError(f"{type(model).__name__} cannot be decomposed: give it spd_weights() and spd_forward(x, layer)")
+
+
+def _target_width(target: Any) -> int:
+    for name in ("input_dim", "n_features", "d_model"):
+        if hasattr(target, name):
+            return int(getattr(target, name))
+    raise ValueError(f"{type(target).__name__} declares no input width (input_dim or n_features)")
+
+
+# ====================================================================== config
+@dataclass(frozen=True)
+class SPDConfig:
+    """Settings of a stochastic parameter decomposition (Bushnaq, Braun & Sharkey 2025)."""
+
+    n_components: int = 20
+    """C, rank-1 subcomponents per decomposed matrix."""
+    gate_hidden: int = 16
+    """H, hidden width of each subcomponent's causal-importance MLP."""
+    p: float = 1.0
+    """Exponent of the importance-minimality penalty Σ|g|^p, in (0, 2]."""
+    faithfulness: float = 1.0
+    """β_F, coefficient of the faithfulness loss."""
+    reconstruction: float = 1.0
+    """β_SR, coefficient of the stochastic reconstruction loss (all matrices masked)."""
+    layerwise: float = 1.0
+    """β_SRL, coefficient of the layerwise stochastic reconstruction loss (one matrix masked)."""
+    importance: float = 3e-3
+    """β_IM, coefficient of the importance-minimality loss."""
+    leak: float = 0.01
+    """Slope of the leaky hard sigmoids outside [0, 1], in [0, 1)."""
+    seed: int = 0
+    """Seed of the subcomponents' and gates' initialisation."""
+
+    def __post_init__(self) -> None:
+        check_int("n_components", self.n_components, 1)
+        check_int("gate_hidden", self.gate_hidden, 1)
+        check_float("p", self.p, 0.0, 2.0, lo_open=True)
+        for name in ("faithfulness", "reconstruction", "layerwise", "importance"):
+            check_nonneg(name, getattr(self, name))
+        check_float("leak", self.leak, 0.0, 1.0, hi_open=True)
+        check_seed("seed", self.seed)
+
+
+def lower_leaky_hard_sigmoid(x: torch.Tensor, leak: float) -> torch.Tensor:
+    """leak·x for x < 0, x on [0, 1], 1 above (the masks' squashing)."""
+    return torch.where(x < 0, leak * x, x.clamp(max=1.0))
+
+
+def upper_leaky_hard_sigmoid(x: torch.Tensor, leak: float) -> torch.Tensor:
+    """0 for x < 0, x on [0, 1], 1 + leak·(x − 1) above (the importance penalty's squashing)."""
+    return torch.where(x > 1, 1 + leak * (x - 1), x.clamp(min=0.0))
+
+
+# ====================================================================== the source
+class MaskedSource:
+    """The target's source with Σ_l C_l uniform columns appended to every row (the u of the
+    stochastic masks m = g + (1 − g) u). Per-instance when the base is; ``subset`` keeps each
+    instance's data and uniforms."""
+
+    def __init__(self, base: Any, n_uniform: int, *, seed: int = 0, _cube: UnitCube | None = None) -> None:
+        self.base = base
+        self.n_uniform = check_int("n_uniform", n_uniform, 1)
+        self.seed = check_seed("seed", seed)
+        self.device = base.device
+        self.n_instances = int(base.n_instances)
+        self.cube = _cube if _cube is not None else UnitCube(
+            self.n_uniform, self.n_instances, seed=derive_seed(self.seed, "spd-masks"), device=self.device)
+        self.dim = int(base.dim) + self.n_uniform
+
+    def sample(self, batch_size: int) -> torch.Tensor:
+        """A batch (I, B, D_base + Σ C): the base rows, then the uniforms."""
+        return torch.cat([self.base.sample(batch_size), self.cube.sample(batch_size)], dim=-1)
+
+    def get_state(self) -> tuple[Any, torch.Tensor]:
+        return (self.base.get_state(), self.cube.get_state())
+
+    def set_state(self, state: Any) -> None:
+        if not isinstance(state, (tuple, list)) or len(state) != 2:
+            raise ValueError("a MaskedSource state is a pair (base state, mask state) from get_state()")
+        self.base.set_state(state[0])
+        self.cube.set_state(state[1])
+
+    def spec(self) -> dict[str, Any]:
+        return {"kind": "spd-masked", "base": self.base.spec(), "n_uniform": self.n_uniform, "seed": self.seed}
+
+    def subset(self, index: Any) -> "MaskedSource":
+        return MaskedSource(self.base.subset(index), self.n_uniform, seed=self.seed, _cube=self.cube.subset(index))
+
+
+# ====================================================================== the model
+class SPDModel(nn.Module):
+    """SPD of a frozen target (see the module docstring). Batches are rows
+    [target input | Σ C uniforms] from :class:`MaskedSource`. Only the subcomponents and the
+    gates are :meth:`parameters`; the target rides along frozen (in ``state_dict``)."""
+
+    family = "spd"
+
+    def __init__(self, target: nn.Module, config: SPDConfig, *, _copy: bool = True) -> None:
+        super().__init__()
+        if not isinstance(config, SPDConfig):
+            raise ValueError(f"config must be an SPDConfig, got {type(config).__name__}")
+        target = as_target(target)
+        if _copy:  # a private frozen copy: the caller's model is never touched
+            target = target.subset(torch.arange(target.n_instances))
+        for p in target.parameters():
+            p.requires_grad_(False)
+        self.target = target
+        self.config = config
+        weights = target.spd_weights()
+        self.names = tuple(weights)
+        i, c, h = target.n_instances, config.n_components, config.gate_hidden
+        dev = next(iter(weights.values())).device
+        g = make_generator(derive_seed(config.seed, "spd-init"), dev)
+        self.U, self.V = nn.ParameterDict(), nn.ParameterDict()
+        self.gate_w1, self.gate_b1, self.gate_w2, self.gate_b2 = (nn.ParameterDict() for _ in range(4))
+        for name, W in weights.items():
+            n_out, n_in = W.shape[1], W.shape[2]
+            self.V[name] = nn.Parameter(torch.randn(i, c, n_in, generator=g, device=dev) / math.sqrt(n_in))
+            self.U[name] = nn.Parameter(torch.randn(i, c, n_out, generator=g, device=dev) / math.sqrt(c))
+            self.gate_w1[name] = nn.Parameter(torch.randn(i, c, h, generator=g, device=dev))
+            self.gate_b1[name] = nn.Parameter(torch.randn(i, c, h, generator=g, device=dev) * 0.1)
+            self.gate_w2[name] = nn.Parameter(torch.randn(i, c, h, generator=g, device=dev) / math.sqrt(h))
+            self.gate_b2[name] = nn.Parameter(torch.ones(i, c, device=dev) * 0.5)
+        self.target_dim = _target_width(target)
+        self.input_dim = self.target_dim + c * len(self.names)
+        self.activation_width = self.target_dim + c * len(self.names) * (4 + 3 * h)
+
+    # ------------------------------------------------------------------ protocol
+    @property
+    def n_instances(self) -> int:
+        return self.target.n_instances
+
+    @property
+    def n_components(self) -> int:
+        return self.config.n_components
+
+    def parameters(self, recurse: bool = True):  # type: ignore[override]
+        """The trainable tensors: subcomponents and gates (the target is frozen)."""
+        return (p for p in super().parameters(recurse) if p.requires_grad)
+
+    def spec(self) -> dict[str, Any]:
+        return {"family": self.family, **asdict(self.config), "target": self.target.spec()}
+
+    def subset(self, index: Any) -> "SPDModel":
+        idx = torch.arange(self.n_instances)[index].reshape(-1)
+        new = SPDModel(self.target.subset(idx), self.config, _copy=False)
+        with torch.no_grad():
+            for p, q in zip(self.parameters(), new.parameters()):
+                q.copy_(p[idx.to(p.device)])
+        return new
+
+    @torch.no_grad()
+    def load_instances(self, index: Any, other: "SPDModel") -> None:
+        idx = torch.arange(self.n_instances)[index].reshape(-1).to(next(self.parameters()).device)
+        for p, q in zip(self.parameters(), other.parameters()):
+            p[idx] = q.to(p.device)
+
+    # ------------------------------------------------------------------ maths
+    def component_weights(self) -> dict[str, torch.Tensor]:
+        """Ŵ = Σ_c U_c V_cᵀ per matrix, (I, out, in)."""
+        return {n: torch.bmm(self.U[n].transpose(1, 2), self.V[n]) for n in self.names}
+
+    def gate_logits(self, name: str, inner: torch.Tensor) -> torch.Tensor:
+        """Γ_c(s_c) for inner activations s (I, B, C): a 1 → H → 1 GELU MLP per subcomponent."""
+        hid = F.gelu(inner[..., None] * self.gate_w1[name][:, None] + self.gate_b1[name][:, None])  # (I, B, C, H)
+        return (hid * self.gate_w2[name][:, None]).sum(-1) + self.gate_b2[name][:, None]
+
+    def split(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Batch rows -> (target input, {name: uniforms (I or 1, B, C)})."""
+        if not isinstance(x, torch.Tensor) or x.ndim != 3 or x.shape[-1] != self.input_dim \
+                or x.shape[0] not in (1, self.n_instances) or x.shape[1] == 0:
+            got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ValueError(f"x must be shaped (1 or n_instances = {self.n_instances}, batch >= 1, "
+                             f"{self.input_dim} = target input {self.target_dim} + {len(self.names)} × C uniforms); "
+                             f"got {got}")
+        c, d = self.n_components, self.target_dim
+        return x[..., :d], {n: x[..., d + k * c: d + (k + 1) * c] for k, n in enumerate(self.names)}
+
+    def losses(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Each loss term per instance (I,): faithfulness, reconstruction, layerwise, importance."""
+        cfg = self.config
+        inp, u = self.split(x)
+        W = self.target.spd_weights()
+        W_hat = self.component_weights()
+        n_entries = sum(w[0].numel() for w in W.values())
+        faith = sum((W[n] - W_hat[n]).square().flatten(1).sum(1) for n in self.names) / n_entries
+
+        def plain(name: str, a: torch.Tensor) -> torch.Tensor:
+            return torch.matmul(a, W[name].transpose(1, 2))
+
+        # One plain pass gives the target output and records each matrix's input, from which
+        # its gates are computed (causal importances see the target's activations, not masks).
+        acts: dict[str, torch.Tensor] = {}
+
+        def record(name: str, a: torch.Tensor) -> torch.Tensor:
+            acts[name] = a
+            return plain(name, a)
+
+        with torch.no_grad():
+            y = self.target.spd_forward(inp, record)
+        masks, imp = {}, 0.0
+        for n in self.names:
+            inner = torch.matmul(acts[n], self.V[n].transpose(1, 2))  # (I, B, C)
+            logit = self.gate_logits(n, inner)
+            g_mask = lower_leaky_hard_sigmoid(logit, cfg.leak)
+            masks[n] = g_mask + (1 - g_mask) * u[n]
+            g_imp = upper_leaky_hard_sigmoid(logit, cfg.leak)
+            imp = imp + (g_imp.abs() + 1e-12).pow(cfg.p).sum(-1).mean(-1)
+
+        def masked(only: str | None) -> Callable[[str, torch.Tensor], torch.Tensor]:
+            def layer(name: str, a: torch.Tensor) -> torch.Tensor:
+                if only is not None and name != only:
+                    return plain(name, a)
+                inner = torch.matmul(a, self.V[name].transpose(1, 2)) * masks[name]
+                return torch.matmul(inner, self.U[name])
+            return layer
+
+        def mse(out: torch.Tensor) -> torch.Tensor:
+            return (out - y).square().mean(dim=(1, 2))
+
+        recon = mse(self.target.spd_forward(inp, masked(None)))
+        zero = torch.zeros_like(recon)
+        layerwise = sum((mse(self.target.spd_forward(inp, masked(n))) for n in self.names), zero) / len(self.names) \
+            if cfg.layerwise > 0 else zero
+        return {"faithfulness": faith, "reconstruction": recon, "layerwise": layerwise,
+                "importance": imp if isinstance(imp, torch.Tensor) else zero}
+
+    def _total(self, x: torch.Tensor) -> torch.Tensor:
+        cfg, L = self.config, self.losses(x)
+        return (cfg.faithfulness * L["faithfulness"] + cfg.reconstruction * L["reconstruction"]
+                + cfg.layerwise * L["layerwise"] + cfg.importance * L["importance"])
+
+    @torch.no_grad()
+    def loss(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-instance total SPD loss (I,), no gradient."""
+        return self._total(x)
+
+    def loss_and_grad(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-instance total SPD loss (I,), gradients filled by autograd."""
+        loss = self._total(x)
+        loss.sum().backward()
+        return loss.detach()
+
+
+# ====================================================================== analysis
+@torch.no_grad()
+def causal_importance(spd: SPDModel, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """g_c = σ_H(Γ_c(V_c·a)) (plain hard sigmoid, no leak) of every subcomponent on target
+    inputs x (I or 1, B, D_target): {name: (I, B, C)}."""
+    W = spd.target.spd_weights()
+    acts: dict[str, torch.Tensor] = {}
+
+    def record(name: str, a: torch.Tensor) -> torch.Tensor:
+        acts[name] = a
+        return torch.matmul(a, W[name].transpose(1, 2))
+
+    spd.target.spd_forward(x, record)
+    return {n: spd.gate_logits(n, torch.matmul(acts[n], spd.V[n].transpose(1, 2))).clamp(0.0, 1.0)
+            for n in spd.names}
+
+
+@torch.no_grad()
+def rank_one_cosine(U: torch.Tensor, V: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Frobenius cosine of rank-1 matrices U_c V_cᵀ and u_j v_jᵀ: cos(U_c, u_j)·cos(V_c, v_j).
+    U (..., C, out), V (..., C, in), u (..., J, out), v (..., J, in) -> (..., C, J)."""
+    def unit(t: torch.Tensor) -> torch.Tensor:
+        return t / t.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    return (unit(U) @ unit(u).transpose(-1, -2)) * (unit(V) @ unit(v).transpose(-1, -2))
+
+
+@dataclass
+class SPDRun:
+    """What :func:`train_spd` returns."""
+
+    model: SPDModel
+    source: MaskedSource
+    result: TrainResult
+
+
+def train_spd(target: nn.Module, source: Any, config: SPDConfig, train_config: TrainConfig, *,
+              mask_seed: int | None = None, out: Any = None) -> SPDRun:
+    """Decompose ``target`` (trained, frozen) on batches of ``source`` (its own kind of data)
+    with :func:`toymodels.train.train`; uniforms for the masks from ``mask_seed`` (default
+    ``config.seed``)."""
+    model = SPDModel(target, config)
+    src = MaskedSource(source, model.input_dim - model.target_dim,
+                       seed=config.seed if mask_seed is None else mask_seed)
+    result = train(model, src, train_config, out)
+    return SPDRun(model, src, result)
