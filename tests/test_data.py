@@ -346,3 +346,47 @@ def test_dense_embedding_is_exact_per_instance():
     assert torch.equal(make().subset([3, 0, 4]).sample(33), x[[3, 0, 4]])
     src = make()
     assert torch.allclose(x, torch.bmm(src._dense_rows(33, src.generators[0], list(range(7))), src.directions), atol=1e-5)
+
+
+def _one_draw_reference(u, p):
+    """x = (u − (1 − p)) / p where u > 1 − p, else 0, in float64: one uniform per entry."""
+    u, p = u.double(), torch.as_tensor(p, dtype=torch.float64)
+    return torch.where(u > 1 - p, (u - (1 - p)) / p, torch.zeros((), dtype=torch.float64))
+
+
+@pytest.mark.parametrize("p", [1.0, 0.3, "sweep", "per-feature"])
+def test_dense_rows_use_one_uniform_per_entry(p):
+    """The fused dense path (one fused multiply-add and a relu, in place) against the
+    formula written out from the same generator's uniforms; in a sweep the dense rows come
+    first in the stream and the sparse rows (p <= 0.1) after them."""
+    from toymodels.data import block_seed
+    from toymodels.device import make_generator
+
+    n_inst, bsz, n = 6, 300, 7
+    if p == "sweep":
+        probs = torch.logspace(0, math.log10(0.02), n_inst)  # rows 0-3 dense, 4-5 sparse
+    elif p == "per-feature":
+        probs = torch.linspace(0.02, 1.0, n_inst * n).reshape(n_inst, n)
+    else:
+        probs = torch.full((n_inst,), p)
+    src = SparseFeatures(n, probs, n_inst, seed=8)
+    dense = [i for i in range(n_inst) if not src._sparse_row[i]]
+    assert dense == list(range(len(dense))) and dense
+    x = src.sample(bsz)
+    u = torch.rand(len(dense), bsz, n, generator=make_generator(block_seed(8, 0), "cpu"))
+    p3 = probs[dense][:, None, None] if probs.ndim == 1 else probs[dense][:, None, :]
+    ref = _one_draw_reference(u, p3)
+    assert torch.allclose(x[dense].double(), ref, atol=2e-6, rtol=0)
+    near_edge = (u.double() - (1 - p3.double())).abs() < 1e-6  # float rounding may flip these
+    assert torch.equal((x[dense] > 0)[~near_edge], (ref > 0)[~near_edge])
+    if len(dense) < n_inst:  # the sparse rows: zero-filled, then their active entries
+        assert (x[len(dense):] != 0).float().mean() < 0.1
+
+
+def test_dense_sampling_is_bit_reproducible_and_subset_exact():
+    probs = torch.logspace(0, math.log10(0.02), 9)
+    make = lambda: SparseFeatures(300, probs, 9, seed=4)  # noqa: E731
+    x = make().sample(64)
+    assert torch.equal(make().sample(64), x)
+    assert torch.equal(make().subset([7, 0, 2]).sample(64), x[[7, 0, 2]])
+    assert torch.equal(make().subset([1, 2, 3]).sample(64), x[1:4])

@@ -321,10 +321,16 @@ class SparseFeatures(Source):
         self._sparse_row = (p_cpu.amax(dim=-1) <= torch.tensor(self.sparse_threshold, dtype=torch.float32)).tolist()
         n_ind = self.n_features - self.n_corr - self.n_anti
         p_ind = p_cpu if p_cpu.shape[-1] == 1 else p_cpu[:, self.n_features - n_ind :]
-        # One uniform serves both firing and magnitude: given u < p, u / p is Uniform[0, 1).
+        # One uniform serves both firing and magnitude: the feature fires when u > 1 − p
+        # (probability p) and then (u − (1 − p)) / p is Uniform(0, 1], so
+        # x = relu(u / p + (1 − 1/p)): one fused multiply-add and a relu, in place.
         # (Below p = 0.01 the quotient would keep too few bits of u.)
         lo = p_ind.amin(dim=-1).tolist() if n_ind else [0.0] * p_cpu.shape[0]
         self._one_draw = [self.magnitude == "uniform" and n_ind > 0 and v >= 1e-2 for v in lo]
+        if any(self._one_draw):
+            p64 = p_ind.double().clamp_min(1e-2)  # rows below 0.01 draw twice and never use these
+            self._inv_p = (1.0 / p64).float().to(self.device)[:, None, :]  # (rows, 1, 1 or n_ind)
+            self._shift = (1.0 - 1.0 / p64).float().to(self.device)[:, None, :]
 
     # ------------------------------------------------------------------ helpers
     def spec(self) -> dict[str, Any]:
@@ -403,9 +409,16 @@ class SparseFeatures(Source):
         if len(de) == e - s:
             x = self._dense_rows(batch_size, g, de)
         else:
-            x = torch.zeros(e - s, batch_size, self.n_features, device=self.device)
-            x.index_copy_(0, torch.tensor(de, device=self.device) - s, self._dense_rows(batch_size, g, de))
+            x = torch.empty(e - s, batch_size, self.n_features, device=self.device)
             sp = [r for r in range(s, e) if self._sparse_row[r]]
+            if de[-1] - de[0] + 1 == len(de):  # a run of dense rows (a sweep's dense end): drawn in place
+                self._dense_rows(batch_size, g, de, out=x[de[0] - s : de[-1] - s + 1])
+            else:
+                x.index_copy_(0, torch.tensor(de, device=self.device) - s, self._dense_rows(batch_size, g, de))
+            if sp[-1] - sp[0] + 1 == len(sp):
+                x[sp[0] - s : sp[-1] - s + 1].zero_()
+            else:
+                x.index_fill_(0, torch.tensor(sp, device=self.device) - s, 0.0)
             a, r, f, v = self._coo_rows(batch_size, g, sp)
             x.index_put_((torch.tensor(sp, device=self.device)[a] - s, r, f), v)
         return x if dirs is None else torch.bmm(x, dirs)
@@ -439,32 +452,48 @@ class SparseFeatures(Source):
             parts.append(self._sample_independent_sparse(batch_size, g, rows, n_ind, self.n_corr + self.n_anti))
         return parts[0] if len(parts) == 1 else tuple(torch.cat(t) for t in zip(*parts))
 
-    def _dense_rows(self, batch_size: int, g: torch.Generator, rows: list[int]) -> torch.Tensor:
-        """Dense coefficients (len(rows), B, N) of rows ``rows``."""
+    def _dense_rows(self, batch_size: int, g: torch.Generator, rows: list[int], out: torch.Tensor | None = None) -> torch.Tensor:
+        """Dense coefficients (len(rows), B, N) of rows ``rows`` (written into ``out`` if given)."""
         n_ind = self.n_features - self.n_corr - self.n_anti
+        dest = out
         out = []
         if self.n_corr + self.n_anti:
             out.append(self._sample_groups(batch_size, g, rows))
         if n_ind:
-            p3 = self._select(self._independent_p(n_ind), rows)[:, None, :]  # (A, 1, 1 or n_ind)
-            u = self._rand(g, len(rows), batch_size, n_ind)
-            # keep(v) = v where u < p, else 0: threshold_backward(v, p − u, 0) is one fused
-            # kernel (a bool mask and `where` cost ~20x more on CPU). Two (A, B, n) buffers in
-            # all: u becomes v in place, and the result overwrites p − u.
-            t = torch.sub(p3, u)
             one = [self._one_draw[r] for r in rows]
-            if all(one):
-                vals = u.div_(p3)
+            if all(one):  # one (A, B, n) buffer: u becomes x in place, two passes after the draw
+                shape = (len(rows), batch_size, n_ind)
+                u = torch.rand(shape, generator=g, device=self.device, out=dest) if dest is not None and not out \
+                    else self._rand(g, *shape)
+                out.append(self._one_draw_values(u, rows))
             else:
+                u = self._rand(g, len(rows), batch_size, n_ind)
+                # keep(m) = m where u < p, else 0: threshold_backward(m, p − u, 0) is one fused
+                # kernel (a bool mask and `where` cost ~20x more on CPU).
+                p3 = self._select(self._independent_p(n_ind), rows)[:, None, :]  # (A, 1, 1 or n_ind)
                 two = [j for j, o in enumerate(one) if not o]
                 mags = self._magnitudes(g, len(two), batch_size, n_ind)
                 if len(two) == len(rows):
-                    vals = mags
+                    x = torch.ops.aten.threshold_backward.grad_input(mags, torch.sub(p3, u), 0.0, grad_input=mags)
                 else:
-                    vals = u.div_(p3)
-                    vals[torch.tensor(two, device=self.device)] = mags
-            out.append(torch.ops.aten.threshold_backward.grad_input(vals, t, 0.0, grad_input=t))
-        return out[0] if len(out) == 1 else torch.cat(out, dim=-1)
+                    x = torch.empty_like(u)
+                    j1 = [j for j, o in enumerate(one) if o]
+                    t1, t2 = torch.tensor(j1, device=self.device), torch.tensor(two, device=self.device)
+                    x[t1] = self._one_draw_values(u[t1], [rows[j] for j in j1])
+                    x[t2] = torch.ops.aten.threshold_backward(mags, p3[t2] - u[t2], 0.0)
+                out.append(x)
+        x = out[0] if len(out) == 1 else torch.cat(out, dim=-1)
+        if dest is None or x is dest:
+            return x
+        return dest.copy_(x)
+
+    def _one_draw_values(self, u: torch.Tensor, rows: list[int]) -> torch.Tensor:
+        """x = relu(u / p + (1 − 1/p)) in ``u``'s buffer, for uniforms u (A, B, n) of
+        one-draw rows ``rows``: the feature fires when u > 1 − p (probability p) and its
+        magnitude (u − (1 − p)) / p is then Uniform(0, 1] (Elhage et al. 2022's Uniform[0, 1]
+        magnitudes, up to float rounding), so one uniform decides both."""
+        torch.addcmul(self._select(self._shift, rows), u, self._select(self._inv_p, rows), out=u)
+        return u.clamp_min_(0.0)
 
     def _independent_p(self, n_ind: int) -> torch.Tensor:
         p = self._p
