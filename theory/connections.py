@@ -16,7 +16,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import torch
 
 from toymodels.connections import (
     ConnectionsConfig, build_two_layer, connections_in_feature_basis, fit_sparse_map, layer_source,

@@ -126,6 +126,7 @@ class CausalModel:
 
     @property
     def nodes(self) -> tuple[str, ...]:
+        """Every node, in topological order (inputs first)."""
         return self.order
 
     def _topological_order(self) -> tuple[str, ...]:
@@ -226,6 +227,7 @@ def grid_domain(names: Sequence[str], rows: Sequence[Sequence[Any]] | None = Non
 
 
 def domain_size(domain: Domain) -> int:
+    """K, the number of inputs of a domain (every input tensor must agree)."""
     sizes = {int(v.shape[0]) for v in domain.values()}
     if len(sizes) != 1:
         raise ValueError(f"domain tensors disagree on the number of inputs: {sorted(sizes)}")
@@ -233,6 +235,7 @@ def domain_size(domain: Domain) -> int:
 
 
 def domain_rows(domain: Domain, index: torch.Tensor) -> Domain:
+    """The inputs ``index`` (a 1-D index tensor) of a domain, as a domain."""
     return {k: v[index] for k, v in domain.items()}
 
 
@@ -420,6 +423,7 @@ class Explanation:
         return torch.as_tensor(ok, dtype=torch.bool).expand(k).clone()
 
     def without_condition(self) -> "Explanation":
+        """The same explanation with its input condition dropped (to search counterexamples)."""
         return Explanation(self.low, self.high, self.alignment, condition=None, variables=self.variables)
 
     # ---- enumeration

@@ -173,6 +173,7 @@ class TwoLayerToy(nn.Module):
         return torch.einsum("ibk,idk->ibd", self.features_2(read), self.E2)
 
     def forward(self, f1_IBN: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Both layers' activations (h1 (I, B, D1), h2 (I, B, D2)) for layer-1 features f1."""
         h1 = self.layer_1(f1_IBN)
         return h1, self.layer_2(h1)
 
@@ -180,6 +181,7 @@ class TwoLayerToy(nn.Module):
         return {"family": "two-layer", **asdict(self.config), "seed": self.seed}
 
     def subset(self, index: Any) -> "TwoLayerToy":
+        """The chosen instances as a model of their own (same directions and graphs)."""
         idx = _instance_index(index, self.n_instances)
         new = TwoLayerToy.__new__(TwoLayerToy)
         nn.Module.__init__(new)
@@ -192,6 +194,8 @@ class TwoLayerToy(nn.Module):
 
 
 def build_two_layer(config: ConnectionsConfig, *, seed: int = 0, device: str | torch.device = "cpu") -> TwoLayerToy:
+    """A :class:`TwoLayerToy` with directions and graph drawn from ``seed`` (on the CPU, so the
+    same seed gives the same model on every device)."""
     return TwoLayerToy(config, seed=seed, device=device)
 
 
