@@ -268,27 +268,34 @@ def test_graph_replay_matches_the_eager_loop_on_cuda(kind):
     torch.testing.assert_close(g.final_loss, e.final_loss, rtol=1e-4, atol=1e-6)
 
 
-@requires_cuda
-def test_graph_replay_checkpoints_and_resumes_on_cuda(tmp_path):
-    full_model, full_src = toy(device="cuda")
-    full = train(full_model, full_src, cfg(steps=40, cuda_graph="on"), tmp_path / "full")
-    m, s = toy(device="cuda")
-    train(m, s, cfg(steps=20, cuda_graph="on"), tmp_path / "part")
-    m, s = toy(device="cuda")
-    resumed = train(m, s, cfg(steps=40, cuda_graph="on"), tmp_path / "part", resume=True)
+def _graph(device: torch.device) -> str:
+    return "on" if device.type == "cuda" else "auto"  # auto: the eager loop on the CPU
+
+
+def test_graph_replay_checkpoints_and_resumes(tmp_path, device):
+    """On `--device cuda` the steps are graph-replayed; a run resumed from a checkpoint
+    written under replay equals the uninterrupted one."""
+    # prefetch_elements=0: one draw per step, so a 20-step run draws what a 40-step run
+    # draws first (with prefetching the block length depends on steps)
+    c = cfg(prefetch_elements=0, cuda_graph=_graph(device))
+    full_model, full_src = toy(device=device)
+    full = train(full_model, full_src, dataclasses.replace(c, steps=40), tmp_path / "full")
+    m, s = toy(device=device)
+    train(m, s, dataclasses.replace(c, steps=20), tmp_path / "part")
+    m, s = toy(device=device)
+    resumed = train(m, s, dataclasses.replace(c, steps=40), tmp_path / "part", resume=True)
     assert [h["step"] for h in resumed.history] == [h["step"] for h in full.history]
     torch.testing.assert_close(resumed.final_loss, full.final_loss, rtol=1e-4, atol=1e-6)
     torch.testing.assert_close(m.W_IMN, full_model.W_IMN, rtol=1e-4, atol=1e-5)
 
 
-@requires_cuda
-def test_graph_replay_keeps_the_nan_guard_on_cuda(tmp_path):
-    model, source = toy(device="cuda")
+def test_graph_replay_keeps_the_nan_guard(tmp_path, device):
+    model, source = toy(device=device)
     with torch.no_grad():
         model.b_IN[1, 0] = float("nan")  # instance 1 diverges from the first step
     with pytest.raises(TrainingDiverged) as e:
-        train(model, source, cfg(cuda_graph="on"), tmp_path / "nan")
-    assert e.value.instances == [1] and e.value.step == 5
+        train(model, source, cfg(cuda_graph=_graph(device)), tmp_path / "nan")
+    assert e.value.instances == [1] and e.value.step == 5  # seen at the first log step
 
 
 @requires_cuda

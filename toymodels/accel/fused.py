@@ -65,7 +65,9 @@ class FusedTMSStep:
 
     The model's parameters are updated in place; the moments live here (zeros at start,
     like a fresh torch optimizer), with ``betas``, ``eps``, ``weight_decay`` and the
-    optimizer kind of a :class:`toymodels.train.TrainConfig`."""
+    optimizer kind of a :class:`toymodels.train.TrainConfig`. Compiled with static shapes:
+    a batch of another shape or strides (a slice of a longer block) compiles again, so feed
+    it slices of equal-length blocks."""
 
     def __init__(self, model: Any, config: Any, *, compile: bool = False, mode: str | None = None) -> None:
         kind = getattr(model, "kind", None)

@@ -45,7 +45,9 @@ def matmul_precision(precision: str, device: torch.device | str) -> Iterator[Non
     torch.backends.cudnn.allow_tf32 = tf32
     try:
         if precision == "bf16":
-            with torch.autocast("cuda", dtype=torch.bfloat16):
+            # no weight-cast cache: a CUDA graph may capture the step (autocast's cache
+            # and graph capture do not mix)
+            with torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=False):
                 yield
         else:
             yield
