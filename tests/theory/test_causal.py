@@ -112,3 +112,31 @@ def test_toy_iia_is_measured_not_assumed():
     r = TC.toy_model_iia(Context(budget="tiny"), densities=(0.02, 0.4))
     assert 0.0 <= r["iia"][1] < r["iia"][0] <= 1.0
     assert abs(r["fraction_on_condition"][0] - r["p_condition"][0]) < 0.05
+
+
+@given(a1=st.integers(-3, 3), a2=st.integers(-3, 3), c=st.integers(-5, 5), aligned=st.sampled_from(["x1", "x2"]),
+       with_condition=st.booleans())
+def test_symbolic_verdict_agrees_with_enumeration(a1, a2, c, aligned, with_condition):
+    """The tool's two checks agree on random affine mechanisms: low y = a1 x1 + a2 x2 + c, high
+    y = (a1 + a2) x + c, x aligned with x1 or x2; with x1 = x2 it always holds, without it holds
+    iff the unaligned coefficient is 0. A counterexample from the symbolic check is a real one."""
+    import sympy as sp
+
+    from toymodels.causal import Explanation, grid_domain
+
+    low = CausalModel(("x1", "x2"), {"y": (("x1", "x2"), lambda p, q: a1 * p + a2 * q + c)}, ("y",))
+    high = CausalModel(("x",), {"y": (("x",), lambda x: (a1 + a2) * x + c)}, ("y",))
+    al = Alignment.identity({"x": aligned, "y": "y"})
+    x1, x2 = sp.symbols("x1 x2")
+    e = Explanation(low, high, al, condition=sp.Eq(x1, x2) if with_condition else None)
+    expected = with_condition or (a2 if aligned == "x1" else a1) == 0
+    sym = e.verify_symbolic({"x1": (0, 10**6), "x2": (0, 10**6)})
+    enum = e.verify_enumerated(grid_domain(low.inputs, ranges=[range(5)] * 2))
+    assert sym.holds is expected and enum.holds is expected
+    if not expected:
+        ce = sym.counterexample
+        if "input" in ce:
+            x = ce["input"]
+            assert low.run(x)["y"] != high.run({"x": x[aligned]})["y"]
+        else:
+            assert ce["variable"] in ("x", "y")
