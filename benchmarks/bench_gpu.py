@@ -87,12 +87,17 @@ def tms_reference(n_inst: int, n: int, m: int, p: torch.Tensor, batch: int, lr: 
         loss.backward()
 
     step_fn = torch.compile(fwd_bwd, mode=compile_mode) if compile_mode else fwd_bwd
+    graphs = compile_mode == "reduce-overhead"
+    for q in (W, b):  # our own gradient buffers: backward accumulates into them, never aliases
+        q.grad = torch.zeros_like(q)  # a cudagraph output that the next replay overwrites
 
     def run(steps: int) -> None:
         for _ in range(steps):
+            if graphs:
+                torch.compiler.cudagraph_mark_step_begin()
             step_fn()
             opt.step()
-            opt.zero_grad(set_to_none=False)  # keep the grads' storage (cudagraph-friendly)
+            opt.zero_grad(set_to_none=False)
 
     return run
 

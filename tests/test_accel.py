@@ -50,6 +50,16 @@ def test_importing_the_package_never_imports_triton():
     assert done.returncode == 0, done.stderr[-2000:]
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-CUDA exit of the GPU benchmark")
+def test_gpu_benchmark_says_no_cuda_and_exits_0_without_a_gpu():
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_gpu.py"
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines() == ["bench_gpu: no CUDA device (torch.cuda.is_available() is False); GPU tables skipped"]
+
+
 # ---------------------------------------------------------------------- config and flags
 @pytest.mark.parametrize("field,value", [("matmul_precision", "fp16"), ("matmul_precision", "FP32"), ("cuda_graph", True), ("cuda_graph", "yes")])
 def test_bad_gpu_options_are_refused_naming_the_field(field, value):

@@ -82,11 +82,14 @@ class FusedTMSStep:
                           weight_decay=float(config.weight_decay), relu=kind == "relu-output",
                           decoupled=config.optimizer == "adamw")
         self.fn: Callable[..., torch.Tensor] = tms_adam_step
+        self.graphs = compile and mode == "reduce-overhead"
         if compile:
             self.fn = torch.compile(tms_adam_step, mode=mode, fullgraph=True, dynamic=False)
 
     @torch.no_grad()
     def __call__(self, x: torch.Tensor, lr: float) -> torch.Tensor:
         self.lr_t.fill_(lr)
+        if self.graphs:  # each call is a new step for cudagraph trees
+            torch.compiler.cudagraph_mark_step_begin()
         m = self.model
         return self.fn(m.W_IMN, m.b_IN, *self.moments, self.t, x, m.importance, self.lr_t, **self.hyper)
