@@ -129,3 +129,19 @@ def test_absorption_by_hand():
 def test_bad_shapes_raise():
     with pytest.raises(ValueError, match="share the batch"):
         firing_scores(torch.zeros(5, 3), torch.zeros(6, 2))
+
+
+def test_sae_cli_builds_the_hierarchical_zipfian_source(tmp_path):
+    import json
+
+    from toymodels.cli import main
+
+    out = tmp_path / "run"
+    assert main(["sae", "--data", "features", "--firing", "zipf", "--zipf-exponent", "1.5", "--hierarchy", "2x3",
+                 "--n-features", "16", "--d-model", "8", "--arch", "topk", "--k", "2", "--dict-size", "16",
+                 "--steps", "5", "--batch-size", "64", "--eval-samples", "128", "--out", str(out), "--threads", "1"]) == 0
+    data = json.loads((out / "config.json").read_text())["data"]
+    assert data["kind"] == "hierarchical-features" and data["firing"] == "zipf" and data["zipf_exponent"] == 1.5
+    assert data["hierarchy"] == [[0, [1, 2, 3], True], [4, [5, 6, 7], True]]
+    assert main(["sae", "--hierarchy", "9x9", "--n-features", "16", "--out", str(tmp_path / "x")]) == 2
+    assert not (tmp_path / "x").exists()
