@@ -19,7 +19,8 @@ Workloads (the issue's table; fp32 unless a column says otherwise):
   architectures (gated, jumprelu) against the dense ReLU reference (target ≥ 1.0×).
 
 Contenders: ``package`` — :func:`toymodels.train.train` (toy models; also with
-``cuda_graph="on"`` and the compiled :class:`toymodels.accel.FusedTMSStep`) or
+``cuda_graph="on"``, ``fused_step="on"``, TF32, and the compiled
+:class:`toymodels.accel.FusedTMSStep` driven directly) or
 :func:`toymodels.train.optimizer_step` (SAEs; also with bf16 matmuls where the step takes
 them); ``reference`` — what a notebook writes: two ``rand`` calls and a ``where`` for the
 data, einsum forward, autograd, fused ``torch.optim.Adam``; ``compiled`` — the same
@@ -149,11 +150,13 @@ def bench_tms(name: str, n_inst: int, n: int, m: int, p: torch.Tensor, device: t
     }
     if device.type == "cuda":
         contenders["package, cuda_graph=on"] = tms_package(n_inst, n, m, p, batch, lr, device, cuda_graph="on")
+        contenders["package, fused_step=on"] = tms_package(n_inst, n, m, p, batch, lr, device, fused_step="on")
         contenders["package, tf32"] = tms_package(n_inst, n, m, p, batch, lr, device, matmul_precision="tf32")
     contenders[f"fused step (compile{', ' + ref_mode if ref_mode else ''})"] = tms_fused(
         n_inst, n, m, p, batch, lr, device, ref_mode)
     for run in contenders.values():
-        run(5)  # warm-up: compilation, capture, allocator
+        run(steps)  # warm-up: compilation, capture, allocator — with the timed number of steps, so the
+        # trainer's prefetch blocks (and the fused step's input strides) are those timed
     peak = {}
     if memory and device.type == "cuda":
         for k, run in contenders.items():
@@ -306,6 +309,11 @@ def main(argv: list[str] | None = None) -> int:
         print("bench_gpu: the GPU tables need --device cuda (use --smoke to check the code path on the CPU)")
         return 0
     _import_package()
+    import torch._dynamo.config as dynamo_config
+
+    for name in ("recompile_limit", "cache_size_limit"):  # many shapes compile the same functions
+        if hasattr(dynamo_config, name):
+            setattr(dynamo_config, name, 64)
     device = torch.device(args.device)
     todo = workloads(args.smoke)
     unknown = sorted(set(args.only or []) - set(todo))

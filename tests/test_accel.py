@@ -18,7 +18,9 @@ import pytest
 import torch
 
 from toymodels import SparseFeatures, TMSConfig, TrainingDiverged, build_model
+import toymodels.train as train_module
 from toymodels.accel import FusedTMSStep, functional_step, matmul_precision, use_cuda_graph
+from toymodels.accel.fused import use_fused_step
 from toymodels.accel.graphs import ineligible, lean_state
 from toymodels.configargs import field_specs
 from toymodels.runs import RunFolderError
@@ -61,7 +63,8 @@ def test_gpu_benchmark_says_no_cuda_and_exits_0_without_a_gpu():
 
 
 # ---------------------------------------------------------------------- config and flags
-@pytest.mark.parametrize("field,value", [("matmul_precision", "fp16"), ("matmul_precision", "FP32"), ("cuda_graph", True), ("cuda_graph", "yes")])
+@pytest.mark.parametrize("field,value", [("matmul_precision", "fp16"), ("matmul_precision", "FP32"), ("cuda_graph", True),
+                                         ("cuda_graph", "yes"), ("fused_step", "compile")])
 def test_bad_gpu_options_are_refused_naming_the_field(field, value):
     with pytest.raises(ValueError, match=field):
         TrainConfig(**{field: value})
@@ -73,6 +76,7 @@ def test_gpu_options_become_cli_flags_with_their_choices():
     assert specs["--matmul-precision"].default == "fp32"
     assert specs["--cuda-graph"].choices == ("off", "on", "auto")
     assert specs["--cuda-graph"].default == "off"
+    assert specs["--fused-step"].choices == ("off", "on", "auto") and specs["--fused-step"].default == "off"
     assert "reference" in specs["--matmul-precision"].help and "CPU" in specs["--cuda-graph"].help
 
 
@@ -80,7 +84,7 @@ def test_default_gpu_options_stay_out_of_config_json_and_others_are_recorded(tmp
     model, source = toy()
     train(model, source, cfg(steps=5), tmp_path / "a")
     rec = json.loads((tmp_path / "a" / "config.json").read_text())["train"]
-    assert "matmul_precision" not in rec and "cuda_graph" not in rec and rec["steps"] == 5
+    assert "matmul_precision" not in rec and "cuda_graph" not in rec and "fused_step" not in rec and rec["steps"] == 5
     model, source = toy()
     train(model, source, cfg(steps=5, matmul_precision="tf32"), tmp_path / "b")
     assert json.loads((tmp_path / "b" / "config.json").read_text())["train"]["matmul_precision"] == "tf32"
@@ -192,6 +196,75 @@ def test_fused_step_refuses_models_it_does_not_implement():
     model, _ = toy("hidden-relu")
     with pytest.raises(ValueError, match="relu-output, linear"):
         FusedTMSStep(model, cfg())
+
+
+def test_fused_step_modes_and_their_refusals(tmp_path):
+    relu, _ = toy()
+    hidden, src = toy("hidden-relu")
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    assert use_fused_step("off", relu, cuda) is False
+    assert use_fused_step("auto", relu, cuda) is True and use_fused_step("auto", relu, cpu) is False
+    assert use_fused_step("auto", hidden, cuda) is False and use_fused_step("auto", relu, cuda, "bf16") is False
+    assert use_fused_step("on", relu, cpu) is True
+    with pytest.raises(ValueError, match="fused_step = 'on'.*relu-output, linear"):
+        train(hidden, src, cfg(fused_step="on"), tmp_path / "h")
+    assert not (tmp_path / "h").exists()
+    with pytest.raises(ValueError, match="fused_step = 'on'.*bf16"):
+        use_fused_step("on", relu, cpu, "bf16")
+    with pytest.raises(ValueError, match="exclude each other"):
+        TrainConfig(fused_step="on", cuda_graph="on")
+
+
+@pytest.fixture
+def eager_fused(monkeypatch):
+    """The trainer's fused step without torch.compile (the compiled one: the slow test)."""
+    class Eager(FusedTMSStep):
+        def __init__(self, model, config, **kw):
+            kw["compile"] = False
+            super().__init__(model, config, **kw)
+
+    monkeypatch.setattr(train_module, "FusedTMSStep", Eager)
+
+
+@pytest.mark.parametrize("optimizer,wd,schedule", [("adam", 0.0, "cosine"), ("adamw", 0.05, "constant")])
+def test_trainer_fused_step_matches_the_reference_path(eager_fused, optimizer, wd, schedule):
+    # steps = 23 with prefetch blocks of 4 steps: the last block is short (padded to full length)
+    c = cfg(steps=23, optimizer=optimizer, weight_decay=wd, schedule=schedule, warmup_steps=3,
+            prefetch_elements=4 * 4 * 32 * 6)
+    runs = {}
+    for mode in ("off", "on"):
+        model, source = toy()
+        res = train(model, source, dataclasses.replace(c, fused_step=mode))
+        runs[mode] = (res, model.W_IMN.detach().clone(), source.get_state())
+    (a, wa, sa), (b, wb, sb) = runs["off"], runs["on"]
+    assert [h["step"] for h in a.history] == [h["step"] for h in b.history]
+    for ha, hb in zip(a.history, b.history):
+        torch.testing.assert_close(torch.tensor(hb["loss"]), torch.tensor(ha["loss"]), rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(wb, wa, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(b.final_loss, a.final_loss, rtol=1e-4, atol=1e-7)
+    assert torch.equal(sa, sb)  # the same data drawn
+
+
+def test_trainer_fused_step_checkpoints_and_resumes(eager_fused, tmp_path):
+    c = cfg(prefetch_elements=0, fused_step="on")
+    full_model, full_src = toy()
+    full = train(full_model, full_src, dataclasses.replace(c, steps=40), tmp_path / "full")
+    m, s = toy()
+    train(m, s, dataclasses.replace(c, steps=20), tmp_path / "part")
+    m, s = toy()
+    resumed = train(m, s, dataclasses.replace(c, steps=40), tmp_path / "part", resume=True)
+    torch.testing.assert_close(resumed.final_loss, full.final_loss, rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(m.W_IMN, full_model.W_IMN, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.slow
+def test_trainer_fused_step_compiled_matches_the_reference_on_the_cpu():
+    c = cfg(steps=23, prefetch_elements=4 * 4 * 32 * 6)
+    out = {}
+    for mode in ("off", "on"):
+        model, source = toy()
+        out[mode] = train(model, source, dataclasses.replace(c, fused_step=mode)).final_loss
+    torch.testing.assert_close(out["on"], out["off"], rtol=1e-4, atol=1e-7)
 
 
 # ---------------------------------------------------------------------- precision
@@ -321,6 +394,12 @@ def test_graph_on_refuses_an_sae_and_auto_trains_it_eagerly_on_cuda():
 def test_fused_step_compiled_matches_the_reference_on_cuda():
     _fused_vs_reference("relu-output", "adam", 0.0, "cuda", compile=False)
     _fused_vs_reference("relu-output", "adam", 0.01, "cuda", compile=True, steps=10)
+    c = cfg(steps=23, prefetch_elements=4 * 4 * 32 * 6)  # a short last block (padded)
+    out = {}
+    for mode in ("off", "auto"):  # auto: fused for relu-output on CUDA
+        model, source = toy(device="cuda")
+        out[mode] = train(model, source, dataclasses.replace(c, fused_step=mode)).final_loss
+    torch.testing.assert_close(out["auto"], out["off"], rtol=1e-4, atol=1e-7)
 
 
 @requires_cuda

@@ -13,7 +13,9 @@ Features: Adam/AdamW (fused kernels), linear warm-up then constant, cosine or li
 a tqdm bar, loss history, checkpoints every K steps with exact ``resume``, a NaN/inf guard
 that stops with a clear message and keeps the last good checkpoint, best-of-N selection over
 a seed axis, a memory estimate before any work, and automatic chunking of instances (and of
-the final evaluation) that do not fit the device.
+the final evaluation) that do not fit the device. GPU options (:mod:`toymodels.accel`):
+TF32/bf16 matmuls (``matmul_precision``), graph-replayed steps (``cuda_graph``) and a
+compiled fused toy-model step (``fused_step``); the fp32 eager loop stays the reference.
 
 Guarantees: instance i trains the same whatever the chunking — same data stream, same
 init, same evaluation batches (on the CPU the weights can still differ in the last bits:
@@ -36,6 +38,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ._validate import check_choice, check_float, check_int, check_nonneg, check_positive
+from .accel.fused import FUSED_STEP_MODES, FusedTMSStep, use_fused_step
 from .accel.graphs import CUDA_GRAPH_MODES, WARMUP_STEPS, GraphedStep, side_stream, use_cuda_graph
 from .accel.precision import MATMUL_PRECISIONS, GradDtypeGuard, bf16_grad_error, check_bf16, matmul_precision
 from .data import check_compatible
@@ -112,6 +115,11 @@ class TrainConfig:
     """Replay each training step as one CUDA graph: off; on (an error where it cannot be
     done: on the CPU, or a model with step hooks such as an SAE); auto (on for hook-free
     models with small batches on CUDA, off on the CPU)."""
+    fused_step: str = "off"
+    """Take the steps of relu-output and linear toy models through one torch.compile'd
+    function (forward, hand-derived gradient and Adam; toymodels.accel.fused): off; on
+    (compiled for the CPU too; an error for other models or bf16); auto (on for those
+    models on CUDA). Same losses as the reference to float rounding, not bit for bit."""
 
     def __post_init__(self) -> None:
         check_int("steps", self.steps, 0)
@@ -134,6 +142,10 @@ class TrainConfig:
             check_int("max_instances_per_chunk", self.max_instances_per_chunk, 1)
         check_choice("matmul_precision", self.matmul_precision, MATMUL_PRECISIONS)
         check_choice("cuda_graph", self.cuda_graph, CUDA_GRAPH_MODES)
+        check_choice("fused_step", self.fused_step, FUSED_STEP_MODES)
+        if self.fused_step == "on" and self.cuda_graph == "on":
+            raise ValueError("fused_step = 'on' and cuda_graph = 'on' exclude each other (one path takes the steps); "
+                             "set one of them to 'auto' or 'off'")
 
     def lr_at(self, step: int) -> float:
         """Learning rate for 0-based ``step``: linear warm-up, then the schedule."""
@@ -574,8 +586,9 @@ def _train_chunk(
     guard = GradDtypeGuard(params) if config.matmul_precision == "bf16" else None
     if guard is not None:
         hooks = _Hooks(_then(guard.fix, hooks.before), hooks.after)
-    graph_on = use_cuda_graph(config.cuda_graph, model, opt, dev, _batch_elements(source, config))
-    graphed, warm_until = None, step0 + WARMUP_STEPS
+    fused_on = use_fused_step(config.fused_step, model, dev, config.matmul_precision)
+    graph_on = not fused_on and use_cuda_graph(config.cuda_graph, model, opt, dev, _batch_elements(source, config))
+    graphed, fused, warm_until = None, None, step0 + WARMUP_STEPS
     with matmul_precision(config.matmul_precision, dev), _restored(guard):
         for step in range(step0, config.steps):
             lr = config.lr_at(step)
@@ -588,12 +601,22 @@ def _train_chunk(
                 block_state = source.get_state()
                 n_steps = min(k, config.steps - block_idx * k)
                 block = source.sample(config.batch_size * n_steps)
+                if fused_on and n_steps < k:
+                    # the last, shorter block goes into a full-length buffer, so its slices have
+                    # the strides the fused step was compiled for (other strides recompile)
+                    full = block.new_empty(block.shape[0], config.batch_size * k, block.shape[2])
+                    full[:, : block.shape[1]] = block
+                    block = full
             off = (step - block_idx * k) * config.batch_size
             x = block[:, off : off + config.batch_size] if k > 1 else block
             try:
+                if fused_on and fused is None and step > step0:  # the optimizer state exists: share it
+                    fused = FusedTMSStep(model, config, compile=True, optimizer=opt)
                 if graph_on and graphed is None and step >= warm_until:
                     graphed = GraphedStep(model, opt, x, lr, None if guard is None else guard.fix)
-                if graphed is not None:
+                if fused is not None:
+                    loss = fused(x, lr)
+                elif graphed is not None:
                     loss = graphed(x, lr)  # one replay; read only at log steps, below
                 elif graph_on:
                     with side_stream(dev):  # warm-up before capture, off the capturing stream
@@ -673,12 +696,12 @@ def _resume_states(
     return per_chunk, states
 
 
-_ACCEL_DEFAULTS = {"matmul_precision": "fp32", "cuda_graph": "off"}
+_ACCEL_DEFAULTS = {"matmul_precision": "fp32", "cuda_graph": "off", "fused_step": "off"}
 
 
 def train_record(config: TrainConfig) -> dict[str, Any]:
     """The ``train`` settings of a run record: every field, except the GPU options
-    (``matmul_precision``, ``cuda_graph``) at their defaults — so run folders written before
+    (``matmul_precision``, ``cuda_graph``, ``fused_step``) at their defaults — so run folders written before
     they existed resume, and a default run's config.json is unchanged."""
     rec = asdict(config)
     for k, v in _ACCEL_DEFAULTS.items():
@@ -724,6 +747,7 @@ def train(
     dev = _device_of(model)
     if config.matmul_precision == "bf16":  # ValueError naming matmul_precision when the model's step cannot take it
         check_bf16(model, int(source.dim), dev)
+    use_fused_step(config.fused_step, model, dev, config.matmul_precision)  # ValueError naming fused_step ('on' only)
     if config.cuda_graph == "on":  # ValueError naming cuda_graph before any work when it cannot be done
         use_cuda_graph("on", model, make_optimizer([p for p in model.parameters() if p.requires_grad], config),
                        dev, _batch_elements(source, config))
