@@ -418,10 +418,15 @@ def test_precision_switches_are_restored_on_cuda():
 @requires_cuda
 @pytest.mark.parametrize("arch", ["topk", "batchtopk", "relu"])
 def test_sae_losses_on_cuda_match_the_cpu(arch):
-    res = {}
-    for dev in ("cpu", "cuda"):
-        src = SparseFeatures(24, 0.1, d_embed=12, seed=1, device=dev)
-        sae = build_sae(SAEConfig(arch=arch, d_model=12, dict_size=48, k=3 if arch != "relu" else None), seed=0, device=dev)
-        x = src.sample(256).cpu()  # the same batch on both devices
-        res[dev] = sae.loss(x.to(dev)).cpu() if hasattr(sae, "loss") else None
-    torch.testing.assert_close(res["cuda"], res["cpu"], rtol=1e-4, atol=1e-5)
+    """The same SAE (CPU weights copied to CUDA) on the same batch: the sparse kernels
+    (embedding_bag, sampled_addmm) give the CPU's loss and gradients on CUDA."""
+    cfg_ = SAEConfig(arch=arch, d_model=12, dict_size=48, k=3 if arch != "relu" else None)
+    x = SparseFeatures(24, 0.1, d_embed=12, seed=1).sample(256)
+    cpu = build_sae(cfg_, seed=0)
+    gpu = build_sae(cfg_, seed=0, device="cuda")
+    gpu.load_state_dict(cpu.state_dict())
+    loss_cpu, loss_gpu = cpu.loss_and_grad(x), gpu.loss_and_grad(x.cuda())
+    torch.testing.assert_close(loss_gpu.cpu(), loss_cpu, rtol=1e-4, atol=1e-5)
+    for p, q in zip(cpu.parameters(), gpu.parameters()):
+        if p.grad is not None:
+            torch.testing.assert_close(q.grad.cpu(), p.grad, rtol=1e-3, atol=1e-5)
