@@ -145,3 +145,23 @@ def test_sae_cli_builds_the_hierarchical_zipfian_source(tmp_path):
     assert data["hierarchy"] == [[0, [1, 2, 3], True], [4, [5, 6, 7], True]]
     assert main(["sae", "--hierarchy", "9x9", "--n-features", "16", "--out", str(tmp_path / "x")]) == 2
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("threshold", [0.0, 1.0], ids=["dense", "sparse"])
+def test_magnitude_distributions_have_their_moments(threshold):
+    e = HierarchicalFeatures(8, 0.5, magnitude_distribution="exponential", magnitude_mean=2.0, sparse_threshold=threshold)
+    v = e.sample(20000)
+    v = v[v != 0]
+    assert float(v.mean()) == pytest.approx(2.0, rel=0.03) and float(v.std()) == pytest.approx(2.0, rel=0.05)
+    f = HierarchicalFeatures(8, 0.5, magnitude_distribution="folded-normal", magnitude_mean=3.0, magnitude_std=0.5,
+                             sparse_threshold=threshold, n_instances=3, seed=1)
+    w = f.sample(20000)
+    w = w[w != 0]
+    assert float(w.mean()) == pytest.approx(3.0, rel=0.02) and float(w.std()) == pytest.approx(0.5, rel=0.05)
+    def make():
+        return HierarchicalFeatures(8, 0.5, magnitude_distribution="folded-normal", magnitude_mean=3.0, magnitude_std=0.5,
+                                    sparse_threshold=threshold, n_instances=3, seed=1)
+
+    torch.testing.assert_close(make().subset([2]).sample(16), make().sample(16)[[2]], rtol=0, atol=0)
+    with pytest.raises(ValueError, match="not both"):
+        HierarchicalFeatures(8, 0.5, magnitude_distribution="exponential", magnitude="signed")

@@ -17,6 +17,9 @@
   (a child may be a parent of its own children); a feature has at most one parent and there
   are no cycles. This is the toy of Nabeshima (2024) and Bussmann et al. (2025) on which
   feature absorption shows (:mod:`toymodels.ground_truth`).
+- ``magnitude_distribution``: active magnitudes drawn from ``"exponential"`` (mean
+  ``magnitude_mean``) or ``"folded-normal"`` (|N(magnitude_mean, magnitude_std²)|) instead of
+  the base's uniform/constant/signed.
 
 Sampling cost stays proportional to the active features on the sparse path (per level of the
 hierarchy: a sort of the active entries' keys and a binary search), and the draws come from
@@ -34,6 +37,7 @@ from ._validate import check_choice, check_float
 from .data import SparseFeatures
 
 FIRING = ("constant", "zipf")
+MAGNITUDE_DISTRIBUTIONS = ("exponential", "folded-normal")
 
 
 def zipf_probabilities(n_features: int, mean_probability: Any, exponent: float) -> torch.Tensor:
@@ -189,9 +193,20 @@ class HierarchicalFeatures(SparseFeatures):
         hierarchy: Sequence[Any] | None = None,
         firing: str = "constant",
         zipf_exponent: float = 1.0,
+        magnitude_distribution: str | None = None,
+        magnitude_mean: float = 1.0,
+        magnitude_std: float = 0.5,
         **kw: Any,
     ) -> None:
         check_choice("firing", firing, FIRING)
+        if magnitude_distribution is not None:
+            check_choice("magnitude_distribution", magnitude_distribution, MAGNITUDE_DISTRIBUTIONS)
+            if kw.get("magnitude", "constant") != "constant":
+                raise ValueError("give magnitude or magnitude_distribution, not both")
+            kw["magnitude"] = "constant"  # the base draws no magnitudes; _magnitudes below does
+        self.magnitude_distribution = magnitude_distribution
+        self.magnitude_mean = check_float("magnitude_mean", magnitude_mean, 0.0, lo_open=True)
+        self.magnitude_std = check_float("magnitude_std", magnitude_std, 0.0)
         if kw.get("correlated_groups") or kw.get("anticorrelated_groups"):
             raise ValueError("correlated/anticorrelated groups and a hierarchy do not combine; use one")
         self.firing = firing
@@ -204,6 +219,17 @@ class HierarchicalFeatures(SparseFeatures):
         self.hierarchy_spec = [] if hierarchy is None else list(hierarchy)
         self.hierarchy = Hierarchy(self.hierarchy_spec, int(n_features))
         super().__init__(n_features, feature_probability, n_instances, **kw)
+
+    def _magnitudes(self, g: torch.Generator, *shape: int) -> torch.Tensor:
+        """Active magnitudes: the base's, or with ``magnitude_distribution`` Exponential(mean)
+        (−mean·log U) or a folded normal |N(mean, std²)|."""
+        if self.magnitude_distribution is None:
+            return super()._magnitudes(g, *shape)
+        if self.magnitude_distribution == "exponential":
+            u = self._rand(g, *shape)
+            return -self.magnitude_mean * torch.log1p(-u)
+        z = torch.randn(shape, generator=g, device=self.device)
+        return (self.magnitude_mean + self.magnitude_std * z).abs()
 
     # the two row samplers of SparseFeatures, then the hierarchy with the block's generator
     def _coo_rows(self, batch_size: int, g: torch.Generator, rows: list[int]):
@@ -221,11 +247,15 @@ class HierarchicalFeatures(SparseFeatures):
         new.__class__ = HierarchicalFeatures
         new.firing, new.zipf_exponent, new.mean_probability = self.firing, self.zipf_exponent, self.mean_probability
         new.hierarchy_spec, new.hierarchy = self.hierarchy_spec, self.hierarchy
+        new.magnitude_distribution = self.magnitude_distribution
+        new.magnitude_mean, new.magnitude_std = self.magnitude_mean, self.magnitude_std
         return new
 
     def spec(self) -> dict[str, Any]:
         return {**super().spec(), "kind": "hierarchical-features", "firing": self.firing, "zipf_exponent": self.zipf_exponent,
-                "hierarchy": [[p, list(c), me] for p, c, me in self.hierarchy_spec]}
+                "hierarchy": [[p, list(c), me] for p, c, me in self.hierarchy_spec],
+                "magnitude_distribution": self.magnitude_distribution, "magnitude_mean": self.magnitude_mean,
+                "magnitude_std": self.magnitude_std}
 
     @property
     def expected_l0(self) -> torch.Tensor:
