@@ -165,3 +165,23 @@ def test_magnitude_distributions_have_their_moments(threshold):
     torch.testing.assert_close(make().subset([2]).sample(16), make().sample(16)[[2]], rtol=0, atol=0)
     with pytest.raises(ValueError, match="not both"):
         HierarchicalFeatures(8, 0.5, magnitude_distribution="exponential", magnitude="signed")
+
+
+def test_low_rank_correlated_firing_keeps_rates_and_correlates():
+    def make(**kw):
+        return HierarchicalFeatures(6, 0.2, 3, correlation_rank=1, correlation_strength=0.9, seed=2, **kw)
+
+    src = make()
+    act = (src.sample(40000) != 0).float()
+    rate = act.mean(1)
+    torch.testing.assert_close(rate, torch.full_like(rate, 0.2), atol=0.01, rtol=0)
+    a = act[0] - act[0].mean(0)
+    corr = (a.T @ a) / (a.norm(dim=0)[:, None] * a.norm(dim=0)[None, :])
+    f = src.factors
+    sign = torch.sign(f @ f.T)  # rank 1: every pair correlates, with the sign of F_i F_j
+    off = ~torch.eye(6, dtype=torch.bool)
+    assert bool(((corr * sign)[off] > 0.15).all()), corr
+    assert torch.equal(make().subset([1]).sample(32), make().sample(32)[[1]])
+    ind = (HierarchicalFeatures(6, 0.2, seed=2).sample(40000)[0] != 0).float()
+    b = ind - ind.mean(0)
+    assert float(((b.T @ b) / (b.norm(dim=0)[:, None] * b.norm(dim=0)[None, :]))[off].abs().max()) < 0.03

@@ -17,6 +17,11 @@
   (a child may be a parent of its own children); a feature has at most one parent and there
   are no cycles. This is the toy of Nabeshima (2024) and Bussmann et al. (2025) on which
   feature absorption shows (:mod:`toymodels.ground_truth`).
+- ``correlation_rank`` r > 0: low-rank correlated firing (a Gaussian copula): per sample
+  z = F ξ + sqrt(1 − ρ²) ε with ξ ~ N(0, I_r), ε ~ N(0, I_N) and fixed factors F (N, r)
+  whose rows have norm ρ = ``correlation_strength``; feature i fires when
+  z_i > Φ⁻¹(1 − p_i), so its rate stays p_i while corr(z_i, z_j) = F_i·F_j. Drawn densely
+  (cost ∝ B·N, not the active features).
 - ``magnitude_distribution``: active magnitudes drawn from ``"exponential"`` (mean
   ``magnitude_mean``) or ``"folded-normal"`` (|N(magnitude_mean, magnitude_std²)|) instead of
   the base's uniform/constant/signed.
@@ -29,12 +34,14 @@ their guarantee: instance i's data is the same in any subset or chunk. Works wit
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Sequence
 
 import torch
 
-from ._validate import check_choice, check_float
+from ._validate import check_choice, check_float, check_int
 from .data import SparseFeatures
+from .device import derive_seed, make_generator
 
 FIRING = ("constant", "zipf")
 MAGNITUDE_DISTRIBUTIONS = ("exponential", "folded-normal")
@@ -196,6 +203,8 @@ class HierarchicalFeatures(SparseFeatures):
         magnitude_distribution: str | None = None,
         magnitude_mean: float = 1.0,
         magnitude_std: float = 0.5,
+        correlation_rank: int = 0,
+        correlation_strength: float = 0.5,
         **kw: Any,
     ) -> None:
         check_choice("firing", firing, FIRING)
@@ -207,6 +216,11 @@ class HierarchicalFeatures(SparseFeatures):
         self.magnitude_distribution = magnitude_distribution
         self.magnitude_mean = check_float("magnitude_mean", magnitude_mean, 0.0, lo_open=True)
         self.magnitude_std = check_float("magnitude_std", magnitude_std, 0.0)
+        self.correlation_rank = check_int("correlation_rank", correlation_rank, 0, int(n_features))
+        self.correlation_strength = check_float("correlation_strength", correlation_strength, 0.0, 1.0, hi_open=True)
+        self.factors = None
+        if self.correlation_rank:
+            kw["sparse_threshold"] = 0.0  # correlated firing is drawn densely (every entry needs its latent value)
         if kw.get("correlated_groups") or kw.get("anticorrelated_groups"):
             raise ValueError("correlated/anticorrelated groups and a hierarchy do not combine; use one")
         self.firing = firing
@@ -219,6 +233,11 @@ class HierarchicalFeatures(SparseFeatures):
         self.hierarchy_spec = [] if hierarchy is None else list(hierarchy)
         self.hierarchy = Hierarchy(self.hierarchy_spec, int(n_features))
         super().__init__(n_features, feature_probability, n_instances, **kw)
+        if self.correlation_rank:
+            g = make_generator(derive_seed(self.seed, "correlation"), self.device)
+            u = torch.randn(int(n_features), self.correlation_rank, generator=g, device=self.device)
+            self.factors = self.correlation_strength * u / u.norm(dim=-1, keepdim=True)  # (N, r), rows of norm ρ
+
 
     def _magnitudes(self, g: torch.Generator, *shape: int) -> torch.Tensor:
         """Active magnitudes: the base's, or with ``magnitude_distribution`` Exponential(mean)
@@ -238,8 +257,23 @@ class HierarchicalFeatures(SparseFeatures):
             return a, r, f, v
         return self.hierarchy.apply_coo(a, r, f, v, batch_size, g)
 
+    def _correlated_rows(self, batch_size: int, g: torch.Generator, rows: list[int]) -> torch.Tensor:
+        """Low-rank Gaussian-copula firing: z = F ξ + sqrt(1 − ρ²) ε per sample (unit
+        variance, corr(z_i, z_j) = F_i·F_j), feature i fires when z_i > Φ⁻¹(1 − p_i)
+        (marginal rate exactly p_i), then a magnitude; dense, (A, B, N)."""
+        n_a, n = len(rows), self.n_features
+        xi = torch.randn(n_a, batch_size, self.correlation_rank, generator=g, device=self.device)
+        eps = torch.randn(n_a, batch_size, n, generator=g, device=self.device)
+        z = xi @ self.factors.T + math.sqrt(1 - self.correlation_strength ** 2) * eps
+        p = self._p_cpu[torch.tensor(rows)].double().clamp(1e-12, 1 - 1e-12)  # (A, 1 or N): each row's own rates
+        thr = math.sqrt(2.0) * torch.erfinv(1 - 2 * p)  # Φ⁻¹(1 − p)
+        return (z > thr.float().to(self.device)[:, None, :]).to(torch.float32) * self._magnitudes(g, n_a, batch_size, n)
+
     def _dense_rows(self, batch_size: int, g: torch.Generator, rows: list[int]) -> torch.Tensor:
-        x = super()._dense_rows(batch_size, g, rows)
+        if self.correlation_rank:
+            x = self._correlated_rows(batch_size, g, rows)
+        else:
+            x = super()._dense_rows(batch_size, g, rows)
         return x if self.hierarchy.max_depth == 0 else self.hierarchy.apply_dense(x, g)
 
     def subset(self, index: Any) -> "HierarchicalFeatures":
@@ -249,13 +283,15 @@ class HierarchicalFeatures(SparseFeatures):
         new.hierarchy_spec, new.hierarchy = self.hierarchy_spec, self.hierarchy
         new.magnitude_distribution = self.magnitude_distribution
         new.magnitude_mean, new.magnitude_std = self.magnitude_mean, self.magnitude_std
+        new.correlation_rank, new.correlation_strength, new.factors = self.correlation_rank, self.correlation_strength, self.factors
         return new
 
     def spec(self) -> dict[str, Any]:
         return {**super().spec(), "kind": "hierarchical-features", "firing": self.firing, "zipf_exponent": self.zipf_exponent,
                 "hierarchy": [[p, list(c), me] for p, c, me in self.hierarchy_spec],
                 "magnitude_distribution": self.magnitude_distribution, "magnitude_mean": self.magnitude_mean,
-                "magnitude_std": self.magnitude_std}
+                "magnitude_std": self.magnitude_std, "correlation_rank": self.correlation_rank,
+                "correlation_strength": self.correlation_strength}
 
     @property
     def expected_l0(self) -> torch.Tensor:
