@@ -104,7 +104,7 @@ def main() -> None:
     for n_inst, n, m, p in CASES:
         if args.only and not f"{n_inst} x {n}->{m}".startswith(args.only):
             continue
-        steps = args.steps if n < 100 else max(20, args.steps // 6)
+        steps = args.steps if n < 100 else max(10, args.steps // 15)
         ref = reference_trainer(n_inst, n, m, p, args.batch_size, 1e-3, device)
         ours = ours_trainer(n_inst, n, m, p, args.batch_size, 1e-3, device)
         ref(3), ours(3)  # warm-up (first-call kernel and allocator set-up)

@@ -331,6 +331,7 @@ class SparseFeatures(Source):
             p64 = p_ind.double().clamp_min(1e-2)  # rows below 0.01 draw twice and never use these
             self._inv_p = (1.0 / p64).float().to(self.device)[:, None, :]  # (rows, 1, 1 or n_ind)
             self._shift = (1.0 - 1.0 / p64).float().to(self.device)[:, None, :]
+            self._inv_p_list = (1.0 / p64).float()[:, 0].tolist()  # the rows' 1/p as Python floats (scalar p)
 
     # ------------------------------------------------------------------ helpers
     def spec(self) -> dict[str, Any]:
@@ -491,7 +492,16 @@ class SparseFeatures(Source):
         """x = relu(u / p + (1 − 1/p)) in ``u``'s buffer, for uniforms u (A, B, n) of
         one-draw rows ``rows``: the feature fires when u > 1 − p (probability p) and its
         magnitude (u − (1 − p)) / p is then Uniform(0, 1] (Elhage et al. 2022's Uniform[0, 1]
-        magnitudes, up to float rounding), so one uniform decides both."""
+        magnitudes, up to float rounding), so one uniform decides both.
+
+        Large rows with one probability each go row by row — one fused multiply-add
+        (``add`` with ``alpha``), then the relu while the row is still in cache — which runs
+        about twice as fast as a broadcast ``addcmul``; the choice depends on the batch shape
+        only, so a subset of instances gets the same bits."""
+        if self._shift.shape[-1] == 1 and u.shape[1] * u.shape[2] >= 1 << 14:
+            for j, r in enumerate(rows):
+                torch.add(self._shift[r], u[j], alpha=self._inv_p_list[r], out=u[j]).clamp_min_(0.0)
+            return u
         torch.addcmul(self._select(self._shift, rows), u, self._select(self._inv_p, rows), out=u)
         return u.clamp_min_(0.0)
 

@@ -255,7 +255,6 @@ class ReLUOutput(_TiedWeights):
         if x_IBN.device.type == "cpu" and bsz * n >= self.chunk_elements:
             return self._loss_and_grad_per_instance(x_IBN)
         W, b = self.W_IMN, self.b_IN
-        bsz, n = x_IBN.shape[1], x_IBN.shape[2]
         xT = x_IBN.transpose(1, 2)  # (I or 1, N, B), a view
         hT = torch.matmul(W, xT)  # (I, M, B)
         zT = torch.baddbmm(b[:, :, None], W.transpose(1, 2), hT)  # (I, N, B)
@@ -284,8 +283,8 @@ class ReLUOutput(_TiedWeights):
         return ws[1]
 
     def _loss_and_grad_per_instance(self, x_IBN: torch.Tensor) -> torch.Tensor:
-        """:meth:`loss_and_grad` one instance at a time, batch-major, in reused buffers:
-        h = x Wᵀ, a = σ(hW + b), r = a − x, g = s ⊙ r masked where a = 0 (σ'(z) = 0 exactly
+        """:meth:`loss_and_grad` one instance at a time, in reused buffers ((B, N) batch-major
+        z, r, g; the hidden layer as hᵀ (M, B), the faster GEMM orientations): h = x Wᵀ, a = σ(hW + b), r = a − x, g = s ⊙ r masked where a = 0 (σ'(z) = 0 exactly
         where σ(z) = 0), with s = (2/BN) I; L = ½ Σ g·r before the mask is applied;
         ∂L/∂W = hᵀg + (gWᵀ)ᵀx, ∂L/∂b = Σ_B g. Same maths as the batched path; each instance's
         result depends on its own data only."""
