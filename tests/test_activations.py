@@ -61,8 +61,8 @@ def test_heldout_rows_come_in_order_and_evaluate_sae_uses_only_them():
     xh = x[360:][None]
     want = (sae(xh) - xh).square().mean().item()  # metrics.mse: mean over rows and dims
     assert m["mse"][0] == pytest.approx(want, rel=1e-5)
-    with pytest.raises(ValueError, match="holdout = 0"):
-        Activations(x, holdout=0.0).heldout()
+    no_split = Activations(x, holdout=0.0)
+    assert no_split.heldout() is None and evaluate_sae(sae, no_split, n_samples=100)["eval_samples"] == 100
 
 
 @pytest.mark.parametrize("ext", [".npy", ".pt", ".safetensors"])

@@ -249,11 +249,10 @@ class Activations:
                 "holdout": self.holdout, "n_train": self.n_train, "n_heldout": self.n_heldout, "seed": self.seed}
 
     # -------------------------------------------------------------- evaluation
-    def heldout(self) -> "HeldOut":
-        """A source over the held-out rows, yielding them in order (for evaluation)."""
-        if self.n_heldout == 0:
-            raise ValueError("this activations source has holdout = 0: there are no held-out rows to evaluate on")
-        return HeldOut(self)
+    def heldout(self) -> "HeldOut | None":
+        """A source over the held-out rows, yielding them in order (for evaluation); None with
+        ``holdout = 0`` (then the metrics are taken on training rows, as asked)."""
+        return HeldOut(self) if self.n_heldout else None
 
 
 class HeldOut:
