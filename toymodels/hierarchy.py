@@ -269,12 +269,14 @@ class HierarchicalFeatures(SparseFeatures):
         thr = math.sqrt(2.0) * torch.erfinv(1 - 2 * p)  # Φ⁻¹(1 − p)
         return (z > thr.float().to(self.device)[:, None, :]).to(torch.float32) * self._magnitudes(g, n_a, batch_size, n)
 
-    def _dense_rows(self, batch_size: int, g: torch.Generator, rows: list[int]) -> torch.Tensor:
+    def _dense_rows(self, batch_size: int, g: torch.Generator, rows: list[int], out: torch.Tensor | None = None) -> torch.Tensor:
         if self.correlation_rank:
             x = self._correlated_rows(batch_size, g, rows)
         else:
             x = super()._dense_rows(batch_size, g, rows)
-        return x if self.hierarchy.max_depth == 0 else self.hierarchy.apply_dense(x, g)
+        if self.hierarchy.max_depth:
+            x = self.hierarchy.apply_dense(x, g)
+        return x if out is None else out.copy_(x)
 
     def subset(self, index: Any) -> "HierarchicalFeatures":
         new = super().subset(index)
