@@ -402,3 +402,112 @@ def test_an_interrupted_job_resumes_from_its_checkpoint_exactly(tmp_path, monkey
     monkeypatch.setattr(trainer, "optimizer_step", real)
     assert sweep(spec, tmp_path / "ref") == 0
     assert_same_points(tmp_path / "ref", tmp_path / "out", ("dimensionality",))
+
+
+# ---------------------------------------------------------------------- the Python API: run_grid
+GRID_FIXED = {"n_features": 2, "d_hidden": 1, "steps": 30, "batch_size": 32, "eval_samples": 256}
+GRID_AXES = {"feature_probability": [0.1, 0.5], "importance_decay": [0.5, 2.0], "seed": [0, 1]}
+
+
+def _cli_points(text: str, tmp_path: Path) -> list:
+    from toymodels.cli import build_parser
+    from toymodels.cli.sweep import spec_points
+
+    spec = load_spec(write(tmp_path, text, "api.toml"))
+    sub = next(a for a in build_parser()._actions if isinstance(getattr(a, "choices", None), dict))
+    return spec_points(spec, sub.choices["tms"])
+
+
+@pytest.mark.parametrize("fixed, grid", [
+    (GRID_FIXED, GRID_AXES),
+    ({"model": "hidden-relu", "schedule": "cosine", "lr": 0.003, "betas": [0.8, 0.99], "n_features": 3},
+     {"d_hidden": [1, 2], "seed": [5]}),
+    ({}, {"seed": [0]}),  # every default is the command line's
+])
+def test_run_grid_points_equal_the_command_lines(tmp_path, fixed, grid):
+    from toymodels.sweep import grid_points
+
+    def toml(v):
+        return json.dumps(v)  # numbers, strings, booleans and flat lists read the same in TOML
+
+    text = 'command = "tms"\n[fixed]\n' + "".join(f"{k} = {toml(v)}\n" for k, v in fixed.items()) + "[grid]\n" + "".join(
+        f"{k} = {toml(v)}\n" for k, v in grid.items())
+    ours, cli = grid_points("tms", fixed, grid), _cli_points(text, tmp_path)
+    assert [p.labels for p in ours] == [p.labels for p in cli]
+    assert [p.config for p in ours] == [p.config for p in cli]
+    assert [p.id for p in ours] == [p.id for p in cli]
+
+
+def test_run_grid_gives_the_sweeps_results_and_reuses_its_folder(tmp_path, monkeypatch):
+    from toymodels.sweep import run_grid
+
+    out = tmp_path / "out"
+    assert sweep(write(tmp_path, TMS_SPEC), out) == 0
+    table = by_id(out)
+    calls = []
+    real = sweep_runner.run_job
+    monkeypatch.setattr(sweep_runner, "run_job", lambda *a, **kw: calls.append(1) or real(*a, **kw))
+    got = run_grid("tms", GRID_FIXED, GRID_AXES, out, with_params=True)
+    assert calls == []  # every point was done by the command line: nothing runs again
+    assert [{k: r[k] for k in GRID_AXES} for r in got] == load_spec(write(tmp_path, TMS_SPEC)).points()
+    for r in got:
+        row = table[r["id"]]
+        assert r["status"] == "done" and repr(r["loss"]) == row["loss"] and r["job"] == row["job"]
+        assert float(row["dimensionality"]) == r["dimensionality"]
+        w = weights(out, row)
+        assert r["params"]["W_IMN"].shape == (1, 1, 2) and r["params"]["b_IN"].shape == (1, 2)
+        assert torch.equal(r["params"]["W_IMN"][0], w["W_IMN"]) and torch.equal(r["params"]["b_IN"][0], w["b_IN"])
+
+
+def test_run_grid_in_a_temporary_folder_equals_a_kept_one(tmp_path, monkeypatch):
+    import tempfile
+
+    from toymodels.sweep import run_grid
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    fixed, grid = GRID_FIXED, {"feature_probability": [0.2], "importance_decay": [1.0, 3.0], "seed": [0]}
+    a = run_grid("tms", fixed, grid, with_params=True)
+    assert list((tmp_path / "tmp").iterdir()) == []  # the temporary sweep folder is gone
+    b = run_grid("tms", fixed, grid, tmp_path / "kept", with_params=True)
+    assert len(a) == len(b) == 2 and (tmp_path / "kept" / "results.csv").exists()
+    for x, y in zip(a, b):
+        assert x["loss"] == y["loss"] and x["id"] == y["id"]
+        assert all(torch.equal(x["params"][k], y["params"][k]) for k in x["params"])
+
+
+@pytest.mark.parametrize("command, fixed, grid, expected", [
+    ("tms", {}, {"n_featurs": [2]}, "grid.n_featurs is not a key of a tms grid"),
+    ("tms", {"quiet": True}, {"seed": [0]}, "fixed.quiet is not a key"),
+    ("tms", {}, {"seed": []}, "grid.seed is an empty list"),
+    ("tms", {}, {}, "grid is empty"),
+    ("tms", {}, {"seed": 3}, "grid.seed must be a list"),
+    ("tms", {}, {"seed": [1, 1]}, "repeats a value"),
+    ("tms", {"seed": 1}, {"seed": [2]}, "both fixed and grid"),
+    ("tms", {}, {"seed": [-1]}, "grid point {'seed': -1}: seed"),
+    ("tms", {}, {"feature_probability": [0.5, 1.5]}, "grid point {'feature_probability': 1.5}: feature_probability"),
+    ("tms", {}, {"steps": ["ten"]}, "grid point {'steps': 'ten'}"),
+    ("tms", {}, {"model": ["relu"]}, "grid point {'model': 'relu'}"),
+    ("sae", {}, {"seed": [0]}, "run_grid supports command 'tms'"),
+])
+def test_run_grid_refuses_a_bad_grid_before_anything_runs(tmp_path, monkeypatch, command, fixed, grid, expected):
+    from toymodels.sweep import run_grid
+
+    monkeypatch.setattr(sweep_runner, "run_job", lambda *a, **kw: pytest.fail("a job ran"))
+    with pytest.raises(ValueError) as e:
+        run_grid(command, fixed, grid, tmp_path / "out")
+    assert expected in str(e.value) and len(str(e.value).splitlines()) == 1, str(e.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_run_grid_raises_when_a_point_fails(tmp_path, monkeypatch):
+    from toymodels.sweep import jobs as sweep_jobs
+    from toymodels.sweep import run_grid
+
+    def boom(*a, **kw):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(sweep_jobs, "_run_tms", boom)
+    with pytest.raises(ValueError, match="grid point {'seed': 0} failed: RuntimeError: boom"):
+        run_grid("tms", GRID_FIXED, {"seed": [0]}, tmp_path / "out")
+    assert [r["status"] for r in rows(tmp_path / "out")] == ["failed"]  # the table still says so
