@@ -511,3 +511,29 @@ def test_run_grid_raises_when_a_point_fails(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="grid point {'seed': 0} failed: RuntimeError: boom"):
         run_grid("tms", GRID_FIXED, {"seed": [0]}, tmp_path / "out")
     assert [r["status"] for r in rows(tmp_path / "out")] == ["failed"]  # the table still says so
+
+
+def test_the_example_plot_classifies_a_sweep_as_figure_4_does(tmp_path, monkeypatch, capsys):
+    import runpy
+    import sys
+
+    from figures.fig04_phase_diagram import best_rows, boundary_agreement, phase_grid
+    from toymodels.sweep import point_params, read_results
+
+    out = tmp_path / "out"
+    assert sweep(write(tmp_path, TMS_SPEC), out) == 0
+    table = read_results(out / "results.csv")
+    best = best_rows(table)
+    assert len(best) == 4  # 2 x 2 cells, the lower-loss of 2 seeds each
+    for b in best:
+        same = [r for r in table if (r["feature_probability"], r["importance_decay"]) ==
+                (b["feature_probability"], b["importance_decay"])]
+        assert float(b["loss"]) == min(float(r["loss"]) for r in same)
+    ps, rs, phase = phase_grid(best, point_params(out, best))
+    assert phase.shape == (2, 2) and (phase >= 0).all()
+    image = tmp_path / "pd.png"
+    monkeypatch.setattr(sys, "argv", ["plot_phase_diagram.py", str(out), "--out", str(image)])
+    runpy.run_path(str(Path(__file__).resolve().parents[1] / "examples" / "plot_phase_diagram.py"), run_name="__main__")
+    said = capsys.readouterr().out
+    assert image.stat().st_size > 1000
+    assert f"agreement with the analytic boundary: {boundary_agreement(ps, rs, phase):.1%}" in said, said
