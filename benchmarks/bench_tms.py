@@ -5,7 +5,11 @@ einsum forward, autograd, ``torch.optim.Adam``. Both train the same batched ReLU
 (same shapes, batch, learning rate, feature probability) in one process, in alternating
 rounds; the table reports training steps per second (median of the rounds).
 
-Run: ``.venv/bin/python benchmarks/bench_tms.py`` (add ``--device cuda`` on a GPU machine).
+Rows: 8 x (5->2) and 20 x (200->20) at single feature probabilities and as a sweep (p
+log-spaced 1 -> 0.02 across the instances, the feature-geometry configuration of issue 14).
+
+Run: ``.venv/bin/python benchmarks/bench_tms.py`` (add ``--device cuda`` on a GPU machine; on a
+busy CPU machine ``--threads 1 --clock cpu`` compares the CPU time each side spends).
 """
 from __future__ import annotations
 
@@ -95,7 +99,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                     help="wall: elapsed time (quiet machine); cpu: this process's CPU time (busy machine, CPU only)")
-    ap.add_argument("--only", default=None, help="run only the cases whose 'instances x n->m' starts with this, e.g. 20")
+    ap.add_argument("--only", default=None,
+                    help="run only the cases whose 'instances x n->m' starts with this, e.g. 20")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -108,13 +113,15 @@ def main() -> None:
         ref = reference_trainer(n_inst, n, m, p, args.batch_size, 1e-3, device)
         ours = ours_trainer(n_inst, n, m, p, args.batch_size, 1e-3, device)
         ref(3), ours(3)  # warm-up (first-call kernel and allocator set-up)
-        clock = (lambda f: cpu_timed(f)) if args.clock == "cpu" and device.type == "cpu" else (lambda f: timed(f, device))
+        cpu_clock = args.clock == "cpu" and device.type == "cpu"
+        clock = cpu_timed if cpu_clock else (lambda f: timed(f, device))
         t = interleaved(
             {"ref": lambda: clock(lambda: ref(steps)), "ours": lambda: clock(lambda: ours(steps))},
             rounds=args.rounds,
         )
         rows.append([
-            f"{n_inst} x {n}->{m}", "1 -> 0.02" if p == "sweep" else f"{p:g}", f"{steps / t['ours']:.0f}", f"{steps / t['ref']:.0f}",
+            f"{n_inst} x {n}->{m}", "1 -> 0.02" if p == "sweep" else f"{p:g}",
+            f"{steps / t['ours']:.0f}", f"{steps / t['ref']:.0f}",
             f"{t['ref'] / t['ours']:.2f}x",
         ])
     print(f"TMS training throughput, batch {args.batch_size}, {device_line(device)}, {args.clock} clock")

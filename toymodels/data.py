@@ -453,7 +453,9 @@ class SparseFeatures(Source):
             parts.append(self._sample_independent_sparse(batch_size, g, rows, n_ind, self.n_corr + self.n_anti))
         return parts[0] if len(parts) == 1 else tuple(torch.cat(t) for t in zip(*parts))
 
-    def _dense_rows(self, batch_size: int, g: torch.Generator, rows: list[int], out: torch.Tensor | None = None) -> torch.Tensor:
+    def _dense_rows(
+        self, batch_size: int, g: torch.Generator, rows: list[int], out: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Dense coefficients (len(rows), B, N) of rows ``rows`` (written into ``out`` if given)."""
         n_ind = self.n_features - self.n_corr - self.n_anti
         dest = out

@@ -256,13 +256,15 @@ class ReLUOutput(_TiedWeights):
             return self._loss_and_grad_per_instance(x_IBN)
         W, b = self.W_IMN, self.b_IN
         xT = x_IBN.transpose(1, 2)  # (I or 1, N, B), a view
+        if xT.device.type == "cpu":  # one small copy: three products and a pass with a contiguous x run 2-3x faster
+            xT = xT.contiguous()
         hT = torch.matmul(W, xT)  # (I, M, B)
         zT = torch.baddbmm(b[:, :, None], W.transpose(1, 2), hT)  # (I, N, B)
         # Three (I, N, B) buffers in all: z, r, g; σ'(z) masks g into z's buffer, and the
         # linear model's r overwrites z (each fresh buffer costs about a pass in page faults).
         rT = torch.relu(zT).sub_(xT) if self._relu else zT.sub_(xT)
         gT = rT * (self.importance[:, :, None] * (2.0 / (bsz * n)))
-        loss = torch.linalg.vecdot(gT.flatten(1), rT.flatten(1)) * 0.5
+        loss = (gT * rT).sum(dim=(1, 2)).mul_(0.5)
         if self._relu:  # σ'(z): keep g where z > 0 (one fused kernel, no bool mask)
             gT = torch.ops.aten.threshold_backward.grad_input(gT, zT, 0.0, grad_input=zT)
         gW = torch.bmm(hT, gT.transpose(1, 2))  # (I, M, N)
@@ -283,11 +285,12 @@ class ReLUOutput(_TiedWeights):
         return ws[1]
 
     def _loss_and_grad_per_instance(self, x_IBN: torch.Tensor) -> torch.Tensor:
-        """:meth:`loss_and_grad` one instance at a time, in reused buffers ((B, N) batch-major
-        z, r, g; the hidden layer as hᵀ (M, B), the faster GEMM orientations): h = x Wᵀ, a = σ(hW + b), r = a − x, g = s ⊙ r masked where a = 0 (σ'(z) = 0 exactly
-        where σ(z) = 0), with s = (2/BN) I; L = ½ Σ g·r before the mask is applied;
-        ∂L/∂W = hᵀg + (gWᵀ)ᵀx, ∂L/∂b = Σ_B g. Same maths as the batched path; each instance's
-        result depends on its own data only."""
+        """:meth:`loss_and_grad` one instance at a time, in reused buffers — z, r, g (B, N)
+        batch-major, the hidden layer as hᵀ (M, B) (the faster GEMM orientations):
+        h = x Wᵀ, a = σ(hW + b), r = a − x, g = s ⊙ r with s = (2/BN) I, L = ½ Σ g·r, then g
+        masked where a = 0 (σ'(z) = 0 exactly where σ(z) = 0); ∂L/∂W = hᵀg + (gWᵀ)ᵀx,
+        ∂L/∂b = Σ_B g. Same maths as the batched path; each instance's result depends on its
+        own weights and data only (bit for bit, whatever the other instances)."""
         W, b = self.W_IMN.detach(), self.b_IN.detach()
         n_i, bsz, n = W.shape[0], x_IBN.shape[1], x_IBN.shape[2]
         z, r, g, hT, ghT = self._work_buffers(bsz, x_IBN)
