@@ -5,7 +5,7 @@
 
 The same classification as figure 4's trained panel (figure 4 runs its grid through the same
 sweep layer, :func:`toymodels.sweep.run_grid`): for every (p, r) cell the lowest-loss seed is
-kept (:func:`figures.fig04_phase_diagram.best_rows`), its weights W (1 x 2) and bias are read
+kept (:func:`toymodels.sweep.best_rows`), its weights W (1 x 2) and bias are read
 from the job's run folder (:func:`toymodels.sweep.point_params`: the row's ``job`` and
 ``instance``) and labelled by :func:`theory.tms.two_feature_phase`
 (:func:`figures.fig04_phase_diagram.phase_grid`): one feature dropped, an antipodal, asymmetric
@@ -23,9 +23,9 @@ import matplotlib as mpl
 import numpy as np
 
 from figures.common import plt
-from figures.fig04_phase_diagram import COLORS, LABELS, best_rows, boundary_agreement, edges, phase_grid
+from figures.fig04_phase_diagram import CELL, COLORS, LABELS, boundary_agreement, edges, phase_grid
 from theory.tms import TWO_FEATURE_PHASES, two_feature_boundary
-from toymodels.sweep import point_params, read_results
+from toymodels.sweep import best_rows, point_params, read_results
 
 
 def main() -> None:
@@ -34,7 +34,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None, help="image file (default SWEEP/phase_diagram.png)")
     args = ap.parse_args()
     rows = read_results(args.sweep / "results.csv")
-    best = best_rows(rows)
+    best = best_rows(rows, CELL)
     if not best:
         raise SystemExit(f"{args.sweep}/results.csv has no finished rows")
     ps, rs, grid = phase_grid(best, point_params(args.sweep, best))

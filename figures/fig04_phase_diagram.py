@@ -23,7 +23,7 @@ import torch
 
 from figures.common import plt, savefig
 from theory.tms import TWO_FEATURE_PHASES, optimal_two_feature, two_feature_boundary, two_feature_phase
-from toymodels.sweep import run_grid
+from toymodels.sweep import best_rows, run_grid
 
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": dict(opt_p=2, opt_r=2, train_p=2, train_r=2, p_min=0.05, r_max=10.0, seeds=1, steps=20, batch=32,
@@ -54,26 +54,16 @@ def optimum_grid(cfg: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return ps, rs, phase
 
 
-def best_rows(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """The lowest-loss finished row of every (feature_probability, importance_decay) cell:
-    best of the seeds. ``rows``: :func:`toymodels.sweep.run_grid` rows or a sweep's
-    results.csv rows (strings)."""
-    best: dict[tuple[float, float], Mapping[str, Any]] = {}
-    for r in rows:
-        if r["status"] != "done":
-            continue
-        key = (float(r["feature_probability"]), float(r["importance_decay"]))
-        if key not in best or float(r["loss"]) < float(best[key]["loss"]):
-            best[key] = r
-    return list(best.values())
+CELL = ("feature_probability", "importance_decay")
+"""The grid keys of a (p, r) cell; the seeds are the third axis (best of them kept)."""
 
 
 def phase_grid(rows: Sequence[Mapping[str, Any]], params: Sequence[Mapping[str, torch.Tensor]]
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The grid (ps, rs) of ``rows`` (one per cell, e.g. :func:`best_rows`) and the phase index
-    (into TWO_FEATURE_PHASES; -1: no row) of each cell's trained 2 → 1 model, labelled by
-    :func:`theory.tms.two_feature_phase` from its ``params`` (``W_IMN``, ``b_IN``, as
-    :func:`toymodels.sweep.point_params` gives them)."""
+    """The grid (ps, rs) of ``rows`` (one per cell: ``toymodels.sweep.best_rows(rows, CELL)``)
+    and the phase index (into TWO_FEATURE_PHASES; -1: no row) of each cell's trained 2 → 1
+    model, labelled by :func:`theory.tms.two_feature_phase` from its ``params`` (``W_IMN``,
+    ``b_IN``, as :func:`toymodels.sweep.point_params` gives them)."""
     ps = np.array(sorted({float(r["feature_probability"]) for r in rows}))
     rs = np.array(sorted({float(r["importance_decay"]) for r in rows}))
     phase = np.full((len(ps), len(rs)), -1)
@@ -97,7 +87,7 @@ def train_grid(cfg: dict[str, Any], device: torch.device, out: Path | None = Non
                  schedule="cosine", eval_samples=cfg["eval_samples"])
     grid = dict(feature_probability=[float(p) for p in ps], importance_decay=[float(r) for r in rs],
                 seed=[cfg["seed"] + k for k in range(cfg["seeds"])])
-    rows = best_rows(run_grid("tms", fixed, grid, out, device=str(device), with_params=True))
+    rows = best_rows(run_grid("tms", fixed, grid, out, device=str(device), with_params=True), CELL)
     _, _, phase = phase_grid(rows, [r["params"] for r in rows])
     return ps, rs, phase
 

@@ -347,6 +347,28 @@ def test_point_streams_restore_their_state_and_subsets_keep_each_stream(block):
     assert torch.equal(src.sample(25), a[0])  # the subset is a fork: the parent did not move
 
 
+def test_the_cached_point_stream_state_is_the_state_stream_by_stream():
+    # get_state keeps the generator states of the current buffers as one stack (the trainer
+    # asks every step); it must equal the row-by-row state, across buffer refills and restores.
+    src = _point_streams(40)
+
+    def row_by_row():
+        return torch.stack([torch.cat([src._state0[j].cpu(), torch.tensor([src._pos[j]], dtype=torch.int64).view(
+            torch.uint8), torch.tensor([1], dtype=torch.uint8)]) for j in range(len(src.streams))])
+
+    states = []
+    for _ in range(7):  # 25-sample batches from 40-sample buffers: refills at every second call
+        src.sample(25)
+        got = src.get_state()
+        assert torch.equal(got, row_by_row())
+        states.append(got)
+    src.set_state(states[2])
+    assert torch.equal(src.get_state(), states[2])
+    x = src.sample(25)
+    src.set_state(states[2])
+    assert torch.equal(src.sample(25), x)
+
+
 def test_a_point_stream_does_not_depend_on_its_neighbours():
     from toymodels.data import SparseFeatures
     from toymodels.sweep import PointStreams
@@ -517,13 +539,13 @@ def test_the_example_plot_classifies_a_sweep_as_figure_4_does(tmp_path, monkeypa
     import runpy
     import sys
 
-    from figures.fig04_phase_diagram import best_rows, boundary_agreement, phase_grid
-    from toymodels.sweep import point_params, read_results
+    from figures.fig04_phase_diagram import CELL, boundary_agreement, phase_grid
+    from toymodels.sweep import best_rows, point_params, read_results
 
     out = tmp_path / "out"
     assert sweep(write(tmp_path, TMS_SPEC), out) == 0
     table = read_results(out / "results.csv")
-    best = best_rows(table)
+    best = best_rows(table, CELL)
     assert len(best) == 4  # 2 x 2 cells, the lower-loss of 2 seeds each
     for b in best:
         same = [r for r in table if (r["feature_probability"], r["importance_decay"]) ==

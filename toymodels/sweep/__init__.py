@@ -14,14 +14,14 @@ Which spec keys a command takes is the command line's business (keys are its fla
 """
 from __future__ import annotations
 
-from .grid import grid_points, point_params, run_grid
+from .grid import best_rows, grid_points, point_params, run_grid
 from .jobs import MAX_PACK, PER_INSTANCE, Job, job_id, pack_key, plan_jobs, point_id, run_job
 from .runner import BACKENDS, Point, SweepReport, read_results, run_sweep, stored_results
 from .spec import Spec, load_spec, parse_spec
 from .streams import PointStreams
 
 __all__ = [
-    "BACKENDS", "MAX_PACK", "PER_INSTANCE", "Job", "Point", "PointStreams", "Spec", "SweepReport", "job_id",
+    "BACKENDS", "MAX_PACK", "best_rows", "PER_INSTANCE", "Job", "Point", "PointStreams", "Spec", "SweepReport", "job_id",
     "grid_points", "load_spec", "pack_key", "point_params", "parse_spec", "plan_jobs", "point_id", "read_results", "run_job", "run_grid", "run_sweep",
     "stored_results",
 ]

@@ -163,6 +163,21 @@ def run_grid(
     return rows
 
 
+def best_rows(rows: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> list[Mapping[str, Any]]:
+    """Best of the seeds: the lowest-loss done row of every combination of ``keys`` (e.g.
+    ``("feature_probability", "importance_decay")``), in the order the combinations first
+    appear in ``rows``. ``rows``: :func:`run_grid` rows, or results.csv rows (strings, as
+    :func:`~toymodels.sweep.read_results` gives them; values compared as floats)."""
+    best: dict[tuple[Any, ...], Mapping[str, Any]] = {}
+    for r in rows:
+        if r["status"] != "done":
+            continue
+        key = tuple(float(r[k]) for k in keys)
+        if key not in best or float(r["loss"]) < float(best[key]["loss"]):
+            best[key] = r
+    return list(best.values())
+
+
 def point_params(out: str | Path, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """The trained tensors of each row's point (its ``job`` and ``instance`` in ``out``):
     one dict name -> tensor (leading instance dimension 1) per row."""

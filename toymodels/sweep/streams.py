@@ -64,6 +64,7 @@ class PointStreams:
         self._buf: list[torch.Tensor | None] = [None] * n  # (1, block, D) per stream
         self._pos = [0] * n
         self._state0: list[torch.Tensor | None] = [None] * n  # generator state before the buffer
+        self._states: torch.Tensor | None = None  # (streams, S) stack of _state0 while every buffer is drawn
 
     def _take(self, j: int, n: int) -> torch.Tensor:
         """The next ``n`` samples (1, n, D) of stream j."""
@@ -75,6 +76,7 @@ class PointStreams:
             buf = self._buf[j]
             if buf is None or self._pos[j] == buf.shape[1]:
                 self._state0[j] = s.get_state()
+                self._states = None
                 buf = self._buf[j] = s.sample(self.block)
                 self._pos[j] = 0
             take = min(need, buf.shape[1] - self._pos[j])
@@ -93,7 +95,17 @@ class PointStreams:
 
     def get_state(self) -> torch.Tensor:
         """(streams, S + 9) uint8: each stream's generator state (before its buffer when it
-        has one), then the buffer position (8 bytes) and a has-buffer flag."""
+        has one), then the buffer position (8 bytes) and a has-buffer flag.
+
+        The trainer asks for it every step (a sweep samples step by step): while every stream
+        has a buffer, the generator states are one cached stack (they change only when a
+        buffer is redrawn) and only the positions are new."""
+        n = len(self.streams)
+        if self.block is not None and all(b is not None for b in self._buf):
+            if self._states is None:
+                self._states = torch.stack([st.cpu() for st in self._state0])  # type: ignore[union-attr]
+            pos = torch.tensor(self._pos, dtype=torch.int64).view(torch.uint8).view(n, 8)
+            return torch.cat([self._states, pos, torch.ones(n, 1, dtype=torch.uint8)], dim=1)
         out = []
         for j, s in enumerate(self.streams):
             has = self._buf[j] is not None
@@ -111,6 +123,7 @@ class PointStreams:
             has = bool(row[-1])
             pos = int(row[-9:-1].clone().view(torch.int64)[0])
             self._buf[j], self._pos[j], self._state0[j] = None, 0, None
+            self._states = None
             if has:  # redraw the buffer this state was taken in, then skip to the position
                 self._state0[j] = s.get_state()
                 self._buf[j] = s.sample(self.block)
