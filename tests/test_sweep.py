@@ -452,8 +452,8 @@ def test_run_grid_points_equal_the_command_lines(tmp_path, fixed, grid):
     def toml(v):
         return json.dumps(v)  # numbers, strings, booleans and flat lists read the same in TOML
 
-    text = 'command = "tms"\n[fixed]\n' + "".join(f"{k} = {toml(v)}\n" for k, v in fixed.items()) + "[grid]\n" + "".join(
-        f"{k} = {toml(v)}\n" for k, v in grid.items())
+    text = ('command = "tms"\n[fixed]\n' + "".join(f"{k} = {toml(v)}\n" for k, v in fixed.items())
+            + "[grid]\n" + "".join(f"{k} = {toml(v)}\n" for k, v in grid.items()))
     ours, cli = grid_points("tms", fixed, grid), _cli_points(text, tmp_path)
     assert [p.labels for p in ours] == [p.labels for p in cli]
     assert [p.config for p in ours] == [p.config for p in cli]
