@@ -145,16 +145,16 @@ def test_exact_decomposition_has_zero_faithfulness_and_reconstruction_on_single_
     x = torch.eye(5)[None] * 0.9  # one feature at a time
     u = torch.rand(1, 5, 10)
     L = spd.losses(torch.cat([x, u], -1))
-    assert float(L["faithfulness"][0]) < 1e-12
+    assert float(L["faithfulness"][0].detach()) < 1e-12
     # one subcomponent per matrix at logit gelu(20·0.9 − 10) = 8: upper-leaky 1 + 0.01·7 each
-    assert float(L["importance"][0]) == pytest.approx(2.14, abs=1e-3)
-    assert float(L["reconstruction"][0]) < 1e-10 and float(L["layerwise"][0]) < 1e-10
+    assert float(L["importance"][0].detach()) == pytest.approx(2.14, abs=1e-3)
+    assert float(L["reconstruction"][0].detach()) < 1e-10 and float(L["layerwise"][0].detach()) < 1e-10
     g = causal_importance(spd, torch.eye(5)[None])
     assert torch.allclose(g["W"][0], torch.eye(5))
     # negative control: a wrong piece (two features' components swapped) breaks reconstruction
     with torch.no_grad():
         spd.U["W"][0, [0, 1]] = spd.U["W"][0, [1, 0]].clone()
-    assert float(spd.losses(torch.cat([x, u], -1))["reconstruction"][0]) > 1e-3
+    assert float(spd.losses(torch.cat([x, u], -1))["reconstruction"][0].detach()) > 1e-3
 
 
 def test_rank_one_cosine():

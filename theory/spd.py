@@ -238,12 +238,12 @@ def run_residual_spd(ctx: Context):
     cfg = ResidualMLPConfig(n_features=10, d_embed=50, d_mlp=5, embed_seed=ctx.seed)
     model = ResidualMLP(cfg, seed=ctx.seed, device=ctx.device)
     data = SparseFeatures(10, 0.1, magnitude="signed", seed=derive_seed(ctx.seed, "residual-data"), device=ctx.device)
-    train(model, data, TrainConfig(steps=ctx.pick(200, 2000, 5000), batch_size=256, lr=3e-3, quiet=True,
+    train(model, data, TrainConfig(steps=ctx.pick(200, 1000, 5000), batch_size=256, lr=3e-3, quiet=True,
                                    eval_samples=1024))
     spd_cfg = SPDConfig(n_components=20, importance=3e-3, seed=ctx.seed)
     run = train_spd(model, SparseFeatures(10, 0.1, magnitude="signed", seed=derive_seed(ctx.seed, "residual-spd"),
                                           device=ctx.device), spd_cfg,
-                    TrainConfig(steps=ctx.pick(200, 2000, 8000), batch_size=256, lr=1e-2, schedule="cosine",
+                    TrainConfig(steps=ctx.pick(200, 1200, 8000), batch_size=256, lr=1e-2, schedule="cosine",
                                 final_lr_fraction=0.1, quiet=True, eval_samples=1024))
     losses = {k: float(v[0].detach()) for k, v in run.model.losses(run.source.sample(1024)).items()}
     return model, run.model, feature_ci_counts(run.model, 10, "W_in"), feature_ci_counts(run.model, 10, "W_out"), losses
