@@ -262,3 +262,19 @@ def test_training_on_the_fast_path_is_bit_reproducible():
         return [p.detach().clone() for p in model.parameters()]
 
     assert all(torch.equal(a, b) for a, b in zip(run(), run()))
+
+
+@pytest.mark.parametrize("kind", ["relu-output", "linear"])
+def test_a_slice_of_a_prefetch_block_gives_the_bits_of_a_contiguous_batch(kind):
+    """The trainer hands the model strided slices of a multi-step data block; the batched
+    path copies x feature-major once, so the result is that of a contiguous batch, bit for bit."""
+    from toymodels.data import SparseFeatures
+
+    model = build_model(TMSConfig(5, 2, 8, kind=kind), seed=1)
+    block = SparseFeatures(5, 0.3, 8, seed=2).sample(4 * 256)
+    x = block[:, 256:512]
+    assert not x.is_contiguous()
+    loss = model.loss_and_grad(x)
+    grads = [p.grad.clone() for p in model.parameters()]
+    assert torch.equal(model.loss_and_grad(x.contiguous()), loss)
+    assert all(torch.equal(g, p.grad) for g, p in zip(grads, model.parameters()))

@@ -260,12 +260,12 @@ class ReLUOutput(_TiedWeights):
             xT = xT.contiguous()
         hT = torch.matmul(W, xT)  # (I, M, B)
         zT = torch.baddbmm(b[:, :, None], W.transpose(1, 2), hT)  # (I, N, B)
-        # Three (I, N, B) buffers in all: z, r, g; σ'(z) masks g into z's buffer, and the
-        # linear model's r overwrites z (each fresh buffer costs about a pass in page faults).
-        rT = torch.relu(zT).sub_(xT) if self._relu else zT.sub_(xT)
+        # Three (I, N, B) buffers in all: z (then σ(z) in place), r, g; σ'(z) masks g into z's
+        # buffer, and the linear model's r overwrites z (each fresh buffer costs about a pass).
+        rT = torch.sub(zT.clamp_min_(0.0), xT) if self._relu else zT.sub_(xT)  # z's buffer holds σ(z)
         gT = rT * (self.importance[:, :, None] * (2.0 / (bsz * n)))
         loss = (gT * rT).sum(dim=(1, 2)).mul_(0.5)
-        if self._relu:  # σ'(z): keep g where z > 0 (one fused kernel, no bool mask)
+        if self._relu:  # σ'(z): keep g where σ(z) > 0, i.e. z > 0 (one fused kernel, no bool mask)
             gT = torch.ops.aten.threshold_backward.grad_input(gT, zT, 0.0, grad_input=zT)
         gW = torch.bmm(hT, gT.transpose(1, 2))  # (I, M, N)
         gW.baddbmm_(torch.bmm(W, gT), xT.transpose(1, 2).expand(W.shape[0], -1, -1))
