@@ -390,3 +390,34 @@ def test_dense_sampling_is_bit_reproducible_and_subset_exact():
     assert torch.equal(make().sample(64), x)
     assert torch.equal(make().subset([7, 0, 2]).sample(64), x[[7, 0, 2]])
     assert torch.equal(make().subset([1, 2, 3]).sample(64), x[1:4])
+
+
+@pytest.mark.parametrize("make", [
+    lambda: SparseFeatures(9, torch.linspace(1.0, 0.3, 4), 4, seed=1),
+    lambda: SparseFeatures(9, 0.5, 4, correlated_groups=1, anticorrelated_groups=1, seed=2),
+    lambda: SparseFeatures(9, torch.tensor([[0.5] * 9, [0.5] * 8 + [0.001], [0.9] * 9, [0.2] * 9]), 4, seed=3),
+])
+def test_dense_rows_written_into_a_given_buffer_are_the_same_bits(make):
+    """``_dense_rows(..., out=)`` (a sweep's run of dense rows drawn in place) gives exactly
+    the rows of a fresh draw: plain rows, feature groups (drawn apart, then copied in), and
+    one-draw rows beside two-draw rows (a feature below p = 0.01)."""
+    a, b = make(), make()
+    fresh = a._dense_rows(40, a.generators[0], [0, 1, 2, 3])
+    buf = torch.full((4, 40, 9), float("nan"))
+    got = b._dense_rows(40, b.generators[0], [0, 1, 2, 3], out=buf)
+    assert got.data_ptr() == buf.data_ptr() and torch.equal(buf, fresh)
+
+
+def test_dense_and_sparse_rows_interleaved_in_a_block():
+    """Dense rows that are not one run are drawn apart and copied in; sparse rows that are
+    not one run are zero-filled by index: the dense rows still follow the formula."""
+    from toymodels.data import block_seed
+    from toymodels.device import make_generator
+
+    probs = torch.tensor([0.05, 0.5, 0.05, 0.9])
+    x = SparseFeatures(6, probs, 4, seed=5).sample(500)
+    u = torch.rand(2, 500, 6, generator=make_generator(block_seed(5, 0), "cpu"))
+    ref = _one_draw_reference(u, probs[[1, 3]][:, None, None])
+    assert torch.allclose(x[[1, 3]].double(), ref, atol=2e-6, rtol=0)
+    rate = (x[[0, 2]] != 0).float().mean()
+    assert abs(rate.item() - 0.05) < _rate_tol(0.05, 2 * 500 * 6).item()

@@ -331,7 +331,7 @@ class SparseFeatures(Source):
             p64 = p_ind.double().clamp_min(1e-2)  # rows below 0.01 draw twice and never use these
             self._inv_p = (1.0 / p64).float().to(self.device)[:, None, :]  # (rows, 1, 1 or n_ind)
             self._shift = (1.0 - 1.0 / p64).float().to(self.device)[:, None, :]
-            self._inv_p_list = (1.0 / p64).float()[:, 0].tolist()  # the rows' 1/p as Python floats (scalar p)
+            self._inv_p_list = (1.0 / p64).float()[:, 0].tolist()  # 1/p as Python floats (rows with one p)
 
     # ------------------------------------------------------------------ helpers
     def spec(self) -> dict[str, Any]:
@@ -458,17 +458,18 @@ class SparseFeatures(Source):
     ) -> torch.Tensor:
         """Dense coefficients (len(rows), B, N) of rows ``rows`` (written into ``out`` if given)."""
         n_ind = self.n_features - self.n_corr - self.n_anti
-        dest = out
-        out = []
+        parts = []
         if self.n_corr + self.n_anti:
-            out.append(self._sample_groups(batch_size, g, rows))
+            parts.append(self._sample_groups(batch_size, g, rows))
         if n_ind:
             one = [self._one_draw[r] for r in rows]
             if all(one):  # one (A, B, n) buffer: u becomes x in place, two passes after the draw
                 shape = (len(rows), batch_size, n_ind)
-                u = torch.rand(shape, generator=g, device=self.device, out=dest) if dest is not None and not out \
-                    else self._rand(g, *shape)
-                out.append(self._one_draw_values(u, rows))
+                if out is not None and not parts:  # drawn straight into the caller's rows
+                    u = torch.rand(shape, generator=g, device=self.device, out=out)
+                else:
+                    u = self._rand(g, *shape)
+                parts.append(self._one_draw_values(u, rows))
             else:
                 u = self._rand(g, len(rows), batch_size, n_ind)
                 # keep(m) = m where u < p, else 0: threshold_backward(m, p − u, 0) is one fused
@@ -484,11 +485,11 @@ class SparseFeatures(Source):
                     t1, t2 = torch.tensor(j1, device=self.device), torch.tensor(two, device=self.device)
                     x[t1] = self._one_draw_values(u[t1], [rows[j] for j in j1])
                     x[t2] = torch.ops.aten.threshold_backward(mags, p3[t2] - u[t2], 0.0)
-                out.append(x)
-        x = out[0] if len(out) == 1 else torch.cat(out, dim=-1)
-        if dest is None or x is dest:
+                parts.append(x)
+        x = parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)
+        if out is None or x is out:
             return x
-        return dest.copy_(x)
+        return out.copy_(x)
 
     def _one_draw_values(self, u: torch.Tensor, rows: list[int]) -> torch.Tensor:
         """x = relu(u / p + (1 − 1/p)) in ``u``'s buffer, for uniforms u (A, B, n) of
