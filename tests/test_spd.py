@@ -212,3 +212,26 @@ def test_other_targets_decompose():
     assert SPDModel(rm, SPDConfig(n_components=2)).loss(torch.rand(1, 3, 6 + 4)).shape == (1,)
     hid = HiddenReLU(TMSConfig(5, 3))
     assert isinstance(as_target(hid), TiedTarget)
+
+
+def test_run_folder_round_trip_and_exact_resume(tmp_path):
+    from toymodels.runs import load_weights, read_json
+
+    tms = _tms(5, 2)
+    cfg = SPDConfig(n_components=3)
+    # prefetch_elements=0: with prefetching, a 10-step run draws its data in other blocks than a
+    # 20-step one, and the resumed run is not bit-identical (the same holds for a plain toy model)
+    tr = TrainConfig(steps=20, batch_size=16, lr=1e-2, quiet=True, eval_samples=32, checkpoint_every=10,
+                     prefetch_elements=0)
+    run = train_spd(tms, SparseFeatures(5, 0.2, seed=1), cfg, tr, out=tmp_path / "a")
+    assert read_json(tmp_path / "a" / "config.json")["model"]["family"] == "spd"
+    fresh = SPDModel(tms, cfg)
+    load_weights(tmp_path / "a" / "model.safetensors", fresh)
+    assert torch.equal(fresh.U["W"], run.model.U["W"]) and torch.equal(fresh.gate_b2["W_T"], run.model.gate_b2["W_T"])
+    # 10 steps, then resumed to 20: the masks' uniforms live in the source state, so it is exact
+    short = TrainConfig(**{**tr.__dict__, "steps": 10})
+    train_spd(tms, SparseFeatures(5, 0.2, seed=1), cfg, short, out=tmp_path / "b")
+    model = SPDModel(tms, cfg)
+    src = MaskedSource(SparseFeatures(5, 0.2, seed=1), model.input_dim - model.target_dim, seed=cfg.seed)
+    train(model, src, tr, tmp_path / "b", resume=True)
+    assert torch.equal(model.V["W"], run.model.V["W"])
