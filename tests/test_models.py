@@ -278,3 +278,25 @@ def test_a_slice_of_a_prefetch_block_gives_the_bits_of_a_contiguous_batch(kind):
     grads = [p.grad.clone() for p in model.parameters()]
     assert torch.equal(model.loss_and_grad(x.contiguous()), loss)
     assert all(torch.equal(g, p.grad) for g, p in zip(grads, model.parameters()))
+
+
+def test_several_threads_keep_the_batched_path():
+    """With more than one torch thread the per-instance path (eleven small kernels per
+    instance, each a parallel region) is not taken; both paths give the same loss."""
+    from toymodels.data import SparseFeatures
+
+    x = SparseFeatures(40, 0.3, 3, seed=2).sample(512)  # B·N >= chunk_elements
+    one = build_model(TMSConfig(40, 6, 3), seed=1)
+    loss1 = one.loss_and_grad(x)
+    assert hasattr(one, "_ws")
+    old = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        two = build_model(TMSConfig(40, 6, 3), seed=1)
+        loss2 = two.loss_and_grad(x)
+    finally:
+        torch.set_num_threads(old)
+    assert not hasattr(two, "_ws"), "the batched path ran"
+    assert torch.allclose(loss1, loss2, rtol=1e-5, atol=1e-8)
+    for p, q in zip(one.parameters(), two.parameters()):
+        assert torch.allclose(p.grad, q.grad, rtol=1e-4, atol=1e-7)

@@ -323,7 +323,7 @@ class SparseFeatures(Source):
         p_ind = p_cpu if p_cpu.shape[-1] == 1 else p_cpu[:, self.n_features - n_ind :]
         # One uniform serves both firing and magnitude: the feature fires when u > 1 − p
         # (probability p) and then (u − (1 − p)) / p is Uniform(0, 1], so
-        # x = relu(u / p + (1 − 1/p)): one fused multiply-add and a relu, in place.
+        # x = relu(u · (1/p) + (1 − 1/p)): a multiply, an add and a relu, in place.
         # (Below p = 0.01 the quotient would keep too few bits of u.)
         lo = p_ind.amin(dim=-1).tolist() if n_ind else [0.0] * p_cpu.shape[0]
         self._one_draw = [self.magnitude == "uniform" and n_ind > 0 and v >= 1e-2 for v in lo]
@@ -331,7 +331,6 @@ class SparseFeatures(Source):
             p64 = p_ind.double().clamp_min(1e-2)  # rows below 0.01 draw twice and never use these
             self._inv_p = (1.0 / p64).float().to(self.device)[:, None, :]  # (rows, 1, 1 or n_ind)
             self._shift = (1.0 - 1.0 / p64).float().to(self.device)[:, None, :]
-            self._inv_p_list = (1.0 / p64).float()[:, 0].tolist()  # 1/p as Python floats (rows with one p)
 
     # ------------------------------------------------------------------ helpers
     def spec(self) -> dict[str, Any]:
@@ -492,21 +491,16 @@ class SparseFeatures(Source):
         return out.copy_(x)
 
     def _one_draw_values(self, u: torch.Tensor, rows: list[int]) -> torch.Tensor:
-        """x = relu(u / p + (1 − 1/p)) in ``u``'s buffer, for uniforms u (A, B, n) of
+        """x = relu(u · (1/p) + (1 − 1/p)) in ``u``'s buffer, for uniforms u (A, B, n) of
         one-draw rows ``rows``: the feature fires when u > 1 − p (probability p) and its
         magnitude (u − (1 − p)) / p is then Uniform(0, 1] (Elhage et al. 2022's Uniform[0, 1]
         magnitudes, up to float rounding), so one uniform decides both.
 
-        Large rows with one probability each go row by row — one fused multiply-add
-        (``add`` with ``alpha``), then the relu while the row is still in cache — which runs
-        about twice as fast as a broadcast ``addcmul``; the choice depends on the batch shape
-        only, so a subset of instances gets the same bits."""
-        if self._shift.shape[-1] == 1 and u.shape[1] * u.shape[2] >= 1 << 14:
-            for j, r in enumerate(rows):
-                torch.add(self._shift[r], u[j], alpha=self._inv_p_list[r], out=u[j]).clamp_min_(0.0)
-            return u
-        torch.addcmul(self._select(self._shift, rows), u, self._select(self._inv_p, rows), out=u)
-        return u.clamp_min_(0.0)
+        Three in-place elementwise kernels over the whole block (a multiply, an add, a relu:
+        each rounding is IEEE's, so the bits depend on neither the batch shape nor the thread
+        count; a broadcast ``addcmul`` is slower on CPU, and row-by-row loops spin-wait in
+        every parallel region when torch runs several threads on a busy machine)."""
+        return u.mul_(self._select(self._inv_p, rows)).add_(self._select(self._shift, rows)).clamp_min_(0.0)
 
     def _independent_p(self, n_ind: int) -> torch.Tensor:
         p = self._p

@@ -233,8 +233,9 @@ class ReLUOutput(_TiedWeights):
     kind = "relu-output"
 
     chunk_elements: ClassVar[int] = 1 << 14
-    """On CPU, a batch with at least this many entries B·N per instance is processed one
-    instance at a time (see :meth:`loss_and_grad`); smaller ones in one batched pass."""
+    """On CPU with one torch thread, a batch with at least this many entries B·N per
+    instance is processed one instance at a time (see :meth:`loss_and_grad`); smaller ones,
+    and any batch when torch runs several threads, in one batched pass."""
 
     @torch.no_grad()
     def loss_and_grad(self, x_IBN: torch.Tensor) -> torch.Tensor:
@@ -245,14 +246,18 @@ class ReLUOutput(_TiedWeights):
 
         Small batches are computed feature-major for all instances at once — (I, N, B)
         views, batch as the long GEMM axis — which runs 3–5x faster than batch-major products
-        when M and N are tiny (5 → 2). On CPU, large ones (B·N >= :attr:`chunk_elements`)
-        go instance by instance, batch-major, through (B, N) work buffers kept between
-        steps, so every elementwise pass reads and writes cache-resident memory instead of
-        fresh (I, B, N) tensors (:meth:`_loss_and_grad_per_instance`).
+        when M and N are tiny (5 → 2). On CPU with one thread, large ones (B·N >=
+        :attr:`chunk_elements`) go instance by instance, batch-major, through (B, N) work
+        buffers kept between steps, so every elementwise pass reads and writes cache-resident
+        memory instead of fresh (I, B, N) tensors (:meth:`_loss_and_grad_per_instance`).
+        With several threads the batched pass stays: it splits whole instances among the
+        threads, while eleven small kernels per instance would each open a parallel region,
+        and threads that spin-wait there on a busy machine made that path 20x slower.
+        The two paths agree to float rounding (the tests compare both with autograd).
         """
         self.check_input(x_IBN)
         bsz, n = x_IBN.shape[1], x_IBN.shape[2]
-        if x_IBN.device.type == "cpu" and bsz * n >= self.chunk_elements:
+        if x_IBN.device.type == "cpu" and bsz * n >= self.chunk_elements and torch.get_num_threads() == 1:
             return self._loss_and_grad_per_instance(x_IBN)
         W, b = self.W_IMN, self.b_IN
         xT = x_IBN.transpose(1, 2)  # (I or 1, N, B), a view
