@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEVICE ?= auto
 
-.PHONY: demo test test-all bench figures figures-full theory clean
+.PHONY: demo test test-all test-interop bench figures figures-full theory clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,12 @@ test: $(STAMP)
 ## test-all: everything, slow simulations and the thorough hypothesis profile included
 test-all: $(STAMP)
 	$(PY) -m pytest -q -n 2 --hypothesis-profile=thorough $(if $(filter cuda,$(DEVICE)),--device cuda)
+
+## test-interop: install sae-lens (the `interop` extra) into the venv, then the round trips
+## through the real package (tests marked `interop`; they skip where sae_lens is missing)
+test-interop: $(STAMP)
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev,interop]'
+	$(PY) -m pytest -q -p no:xdist -m interop tests/test_interop.py
 
 ## bench: speed and memory tables (CPU here, CUDA too when present)
 bench: $(STAMP)

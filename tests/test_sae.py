@@ -103,7 +103,7 @@ def test_geometric_median_of_an_instance_does_not_depend_on_the_others():
 
 
 def test_registry_names_and_k_architectures():
-    assert set(k_archs()) == {"topk", "batchtopk"} and set(k_archs()) <= set(arch_names())
+    assert set(k_archs()) == {"topk", "batchtopk", "matryoshka"} and set(k_archs()) <= set(arch_names())
     assert list(arch_names()) == sorted(arch_names())
     from toymodels.sae.config import K_ARCHS  # the old import keeps working
 

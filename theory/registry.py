@@ -22,6 +22,7 @@ Statuses and the verdicts each allows (:data:`VERDICTS_BY_STATUS`):
 - ``conjecture``: open, searched and never assumed -> ``open`` (nothing found) | ``counterexample``
 - ``refuted``: a counterexample is exhibited -> ``counterexample`` (it reproduces) | ``fails``
   (it no longer does)
+- ``question``: an open question the check measures and reports, with no claimed answer -> ``open``
 
 A check that raises, or returns a verdict its status does not allow, is an error: it is recorded
 as ``fails`` with ``detail`` starting ``check raised``. :func:`is_failure` is the report's
@@ -51,6 +52,7 @@ VERDICTS_BY_STATUS: dict[str, tuple[str, ...]] = {
     "empirical": ("holds", "fails"),
     "conjecture": ("open", "counterexample"),
     "refuted": ("counterexample", "fails"),
+    "question": ("open",),
 }
 STATUSES = tuple(VERDICTS_BY_STATUS)
 VERDICTS = ("holds", "fails", "open", "counterexample")

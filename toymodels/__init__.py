@@ -9,6 +9,7 @@ __version__ = "0.1.0"
 
 from .analysis import classify_geometry, feature_dimensionality  # noqa: E402
 from .data import GaussianMixture, ModelActivations, SparseFeatures, UnitCube, check_compatible  # noqa: E402
+from .hierarchy import HierarchicalFeatures  # noqa: E402,F401  (registers SparseFeatures(..., hierarchy=...))
 from .device import resolve_device  # noqa: E402
 from .models import TMSConfig, build_model  # noqa: E402
 from .train import TrainConfig, TrainingDiverged, best_of  # noqa: E402
@@ -17,6 +18,7 @@ from .linalg import random_orthogonal  # noqa: E402
 
 __all__ = [
     "GaussianMixture",
+    "HierarchicalFeatures",
     "ModelActivations",
     "SparseFeatures",
     "TMSConfig",

@@ -259,6 +259,24 @@ class SparseFeatures(Source):
     dense (I, B, N) tensor is never formed.
     """
 
+    RICHER_OPTIONS = ("hierarchy", "firing", "zipf_exponent", "magnitude_distribution", "magnitude_mean",
+                      "magnitude_std", "correlation_rank", "correlation_strength")
+    """Keyword arguments that make ``SparseFeatures(...)`` build the richer ground truth of
+    :class:`toymodels.hierarchy.HierarchicalFeatures` (a subclass: same streams, same API):
+    ``hierarchy=[(parent, [children...], mutually_exclusive), ...]``, ``firing="zipf"`` with
+    ``zipf_exponent``, magnitude distributions and low-rank correlated firing."""
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> "SparseFeatures":
+        if cls is SparseFeatures and any(k in kwargs for k in SparseFeatures.RICHER_OPTIONS):
+            if SparseFeatures.richer_class is None:
+                raise ValueError(f"{sorted(set(kwargs) & set(SparseFeatures.RICHER_OPTIONS))} need toymodels.hierarchy")
+            cls = SparseFeatures.richer_class
+        return super().__new__(cls)
+
+    richer_class: "type[SparseFeatures] | None" = None
+    """Set by :mod:`toymodels.hierarchy` when it loads (``import toymodels`` loads it), so
+    this module never imports its own subclass."""
+
     def __init__(
         self,
         n_features: int,

@@ -320,3 +320,6 @@ def tree(n_parents: int, n_children: int, *, mutually_exclusive: bool = True, st
 
 
 __all__ = ["FIRING", "Hierarchy", "HierarchicalFeatures", "tree", "zipf_probabilities"]
+
+
+SparseFeatures.richer_class = HierarchicalFeatures  # SparseFeatures(..., hierarchy=...) builds one

@@ -41,6 +41,7 @@ from ._validate import check_choice, check_float, check_int, check_nonneg, check
 from .accel.fused import FUSED_STEP_MODES, FusedTMSStep, use_fused_step
 from .accel.graphs import CUDA_GRAPH_MODES, WARMUP_STEPS, GraphedStep, side_stream, use_cuda_graph
 from .accel.precision import MATMUL_PRECISIONS, GradDtypeGuard, bf16_grad_error, check_bf16, matmul_precision
+from .activations import as_source
 from .data import check_compatible
 from .protocols import (
     MODEL_MEMBERS,
@@ -741,7 +742,12 @@ def train(
     is locked while the run writes to it. Run-folder problems raise
     :class:`toymodels.runs.RunFolderError`; a batch that does not fit in memory raises
     ValueError naming ``batch_size`` before any work.
+
+    ``source`` may also be your own activations: an (N, D) tensor or NumPy array, or a
+    .npy/.pt/.safetensors path, wrapped as :class:`toymodels.activations.Activations`
+    (the last 10% of rows held out; pass an ``Activations`` yourself to choose).
     """
+    source = as_source(source)
     _check_inputs(model, source, config)
     check_compatible(model, source)  # width, instances and device of the batches, named
     dev = _device_of(model)

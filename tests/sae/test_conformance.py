@@ -212,7 +212,9 @@ def test_chunked_training_equals_unchunked(arch):
     ra = train(a, SparseFeatures(10, 0.2, d_embed=6, seed=2), TrainConfig(**base))
     rb = train(b, SparseFeatures(10, 0.2, d_embed=6, seed=2), TrainConfig(**base, max_instances_per_chunk=1))
     assert rb.chunks == 3 and ra.chunks == 1
-    assert b.b_dec_ID.norm(dim=-1).min() > 0.05  # every chunk moved b_dec to its data
+    # every chunk moved b_dec to its data's geometric median: 4 Adam steps at lr 1e-3 move a
+    # zero b_dec by at most 0.004 per coordinate, the median of this data is ~0.04 away
+    assert b.b_dec_ID.norm(dim=-1).min() > 0.02
     for k, v in a.state_dict().items():
         torch.testing.assert_close(v, b.state_dict()[k], rtol=1e-4, atol=1e-5, msg=k)
 

@@ -14,10 +14,10 @@ import sys
 from typing import Sequence
 
 from .. import __version__
-from . import sae, tms
+from . import export, sae, sweep, tms
 from ._common import check_output_dir, check_output_file, sweep_probabilities, sweep_values
 
-SUBCOMMANDS = [tms.add_parser, sae.add_parser]
+SUBCOMMANDS = [tms.add_parser, sae.add_parser, sweep.add_parser, export.add_parser]
 
 
 def build_parser() -> argparse.ArgumentParser:

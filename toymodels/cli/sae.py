@@ -29,7 +29,7 @@ from ..sae import ARCHITECTURES, SAEConfig
 from ..sae.registry import k_archs
 from . import _common
 
-DATA_KINDS = ("features", "tms", "gaussian-mixture", "unit-cube")
+DATA_KINDS = ("features", "tms", "gaussian-mixture", "unit-cube", "activations")
 DEFAULT_N_FEATURES, DEFAULT_D_MODEL, DEFAULT_K = 128, 64, 8
 FVU_CEILING = 2.0
 """An SAE whose fraction of variance unexplained ends above this has not converged."""
@@ -42,7 +42,7 @@ class SAEData:
     data: str = "features"
     """features: sparse features along N random unit directions in D dims (ground truth
     known); tms: hidden activations of a toy model; gaussian-mixture, unit-cube: featureless
-    controls."""
+    controls; activations: your own (N, D) array from --activations."""
     n_features: int | None = None
     """N ground-truth features (default 128; for --data tms the toy model's N)."""
     d_model: int | None = None
@@ -60,6 +60,23 @@ class SAEData:
     """--data tms: a freshly initialised toy model N -> D (the random-weight control)."""
     tms_model: str = "relu-output"
     """Kind of the --random-weights toy model."""
+    activations: str | None = None
+    """--data activations: a .npy, .pt or .safetensors file (tensor key "activations") holding
+    an (N, D) float array; read memory-mapped, the last --holdout of its rows held out for the
+    metrics. --d-model defaults to D."""
+    holdout: float = 0.1
+    """--data activations: the fraction of rows (the file's last ones) kept out of training and
+    used for the final metrics."""
+    firing: str = "constant"
+    """--data features: constant (every feature fires with --feature-probability) or zipf
+    (rates ∝ rank^-a with mean --feature-probability; toymodels.hierarchy)."""
+    zipf_exponent: float = 1.0
+    """--firing zipf: the exponent a >= 0."""
+    hierarchy: str | None = None
+    """--data features: PxC, P parent features each with C children that fire only with their
+    parent (features 0, its children, the next parent, ...; toymodels.hierarchy.tree)."""
+    hierarchy_exclusive: bool = True
+    """--hierarchy: at most one child of a parent fires per sample."""
 
     def __post_init__(self) -> None:
         check_choice("data", self.data, DATA_KINDS)
@@ -76,6 +93,25 @@ class SAEData:
             raise ValueError("--tms-run must name a folder, got an empty string")
         if self.data != "tms" and (self.tms_run is not None or self.random_weights):
             raise ValueError("--tms-run and --random-weights only apply to --data tms")
+        check_float("holdout", self.holdout, 0.0, 1.0, hi_open=True)
+        if self.data == "activations" and (self.activations is None or not str(self.activations).strip()):
+            raise ValueError("--data activations needs --activations PATH (a .npy, .pt or .safetensors file)")
+        if self.data != "activations" and self.activations is not None:
+            raise ValueError("--activations only applies to --data activations")
+        check_choice("firing", self.firing, ("constant", "zipf"))
+        check_float("zipf_exponent", self.zipf_exponent, 0.0, 64.0)
+        if self.hierarchy is not None:
+            self.hierarchy_shape()
+
+    def hierarchy_shape(self) -> tuple[int, int]:
+        """(parents P, children C) of --hierarchy PxC."""
+        try:
+            p, c = (int(v) for v in str(self.hierarchy).lower().split("x"))
+        except ValueError:
+            raise ValueError(f"--hierarchy must look like PxC (e.g. 4x3: 4 parents with 3 children each), got {self.hierarchy!r}") from None
+        if p < 1 or c < 1:
+            raise ValueError(f"--hierarchy {self.hierarchy}: P and C must be >= 1")
+        return p, c
 
     def ignored(self) -> list[str]:
         """Flags given a non-default value that the chosen --data does not use."""
@@ -84,7 +120,12 @@ class SAEData:
             "tms": ("n_components",),
             "gaussian-mixture": ("n_features", "feature_probability", "tms_instance", "tms_model"),
             "unit-cube": ("n_features", "feature_probability", "n_components", "tms_instance", "tms_model"),
+            "activations": ("n_features", "feature_probability", "n_components", "tms_instance", "tms_model"),
         }[self.data]
+        if self.data != "activations":
+            unused += ("holdout",)
+        if self.data != "features":
+            unused += ("firing", "zipf_exponent", "hierarchy", "hierarchy_exclusive")
         if self.data == "tms" and not self.random_weights:
             unused += ("tms_model",)
         if self.data == "tms" and self.random_weights:
@@ -118,7 +159,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         epilog=_common.EXIT_CODES,
     )
     d = p.add_argument_group("data")
-    configargs.add_arguments(d, SAEData, metavars={"feature_probability": "P", "tms_run": "DIR"})
+    configargs.add_arguments(d, SAEData, metavars={"feature_probability": "P", "tms_run": "DIR", "activations": "PATH"})
     s = p.add_argument_group("sparse autoencoder")
     configargs.add_arguments(
         s, SAEConfig, flags=SAE_FLAGS, aliases=SAE_ALIASES, negate={"tied_init": "--untied-init"},
@@ -195,6 +236,18 @@ def build_source(data: SAEData, seed: int, device: torch.device) -> tuple[Any, d
     if data.data == "features":
         n, d = data.n_features or DEFAULT_N_FEATURES, data.d_model or DEFAULT_D_MODEL
         p = data.feature_probability if data.feature_probability is not None else min(1.0, 3.0 / n)
+        if data.firing != "constant" or data.hierarchy is not None:
+            from ..hierarchy import HierarchicalFeatures, tree
+
+            hier = None
+            if data.hierarchy is not None:
+                n_p, n_c = data.hierarchy_shape()
+                if n_p * (n_c + 1) > n:
+                    raise ValueError(f"--hierarchy {data.hierarchy} needs {n_p * (n_c + 1)} features, more than --n-features {n}")
+                hier = tree(n_p, n_c, mutually_exclusive=data.hierarchy_exclusive)
+            src = HierarchicalFeatures(n, p, 1, hierarchy=hier, firing=data.firing, zipf_exponent=data.zipf_exponent,
+                                       d_embed=d, seed=dseed, device=device)
+            return src, {"p": p}
         return SparseFeatures(n, p, 1, d_embed=d, seed=dseed, device=device), {"p": p}
     if data.data == "tms":
         model, info = _tms_model(data, seed, device)
@@ -210,6 +263,13 @@ def build_source(data: SAEData, seed: int, device: torch.device) -> tuple[Any, d
         if data.tms_run is not None:
             summary["tms_instance"] = data.tms_instance
         return ModelActivations(model, feats), summary
+    if data.data == "activations":
+        from ..activations import Activations
+
+        src = Activations(data.activations, holdout=data.holdout, seed=dseed, device=device)
+        if data.d_model is not None and data.d_model != src.dim:
+            raise ValueError(f"--d-model {data.d_model} does not match the {src.dim} columns of {data.activations}; leave it out")
+        return src, {"rows": src.n_rows, "heldout": src.n_heldout}
     d = data.d_model or DEFAULT_D_MODEL
     if data.data == "gaussian-mixture":
         return GaussianMixture(data.n_components, d, 1, seed=dseed, device=device), {}
@@ -283,6 +343,8 @@ def run_sae(args: argparse.Namespace) -> int:
         where = f" from {summary['p_from']}" if "p_from" in summary else ""
         inst = f", toy-model instance {summary['tms_instance']}" if "tms_instance" in summary else ""
         print(f"data: {data.data}, feature probability p = {summary['p']:.4g}{where}{inst}")
+    if "heldout" in summary:
+        print(f"data: activations from {data.activations}, {summary['rows']} rows, the last {summary['heldout']} held out")
 
     def metrics(model: Any) -> dict[str, Any]:
         m = evaluate_sae(model, source, n_samples=tcfg.eval_samples)

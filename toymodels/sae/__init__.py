@@ -16,7 +16,7 @@ An L1 sweep over four instances in one run, scored against the true directions::
 ``sae.encode(x)`` gives codes (I, B, F), ``sae(x)`` reconstructions, ``sae.W_dec`` the
 decoder rows (I, F, D) and ``sae.decoder_directions()`` the same as columns (I, D, F), the
 layout of :func:`toymodels.metrics.mmcs`. The command line is ``toymodels sae``
-(:mod:`.cli`).
+(:mod:`toymodels.cli.sae`).
 
 Architectures (one module each, found by :func:`~.registry.discover` and registered by name
 in :data:`ARCHITECTURES`; each declares its own ``Options`` dataclass):
@@ -28,6 +28,10 @@ in :data:`ARCHITECTURES`; each declares its own ``Options`` dataclass):
 - ``batchtopk`` BatchTopK with a calibrated inference threshold (Bussmann et al. 2024)
 - ``jumprelu``  JumpReLU with an L0 penalty and STE thresholds (Rajamanoharan et al. 2024b)
 - ``bound``     ReLU SAE with W_dec = [W_half; W_half R_map] (seed 004)         :mod:`.bound`
+- ``matryoshka`` Matryoshka BatchTopK: nested prefixes each reconstruct (Bussmann et al. 2025)
+
+SAELens (sae-lens 6.x) files: :func:`to_saelens` / :func:`export_saelens` write them,
+:func:`from_saelens` reads one back (:mod:`.saelens`).
 
 Adding one: a module ``toymodels/sae/<name>.py`` defining an :class:`SAE` subclass decorated
 with ``@register`` (its ``encode``, ``_forward_terms``, optionally ``Options``, ``uses_k``,
@@ -55,6 +59,7 @@ from .batchtopk import BatchTopKSAE  # noqa: E402
 from .jumprelu import JumpReLUSAE  # noqa: E402
 from .bound import BoundSAE  # noqa: E402
 from .evaluate import evaluate_sae, ground_truth_directions  # noqa: E402
+from .saelens import export_saelens, from_saelens, to_saelens  # noqa: E402
 
 
 def build_sae(config: SAEConfig, *, seed: int = 0, device: str | torch.device = "cpu") -> SAE:
@@ -91,8 +96,11 @@ __all__ = [
     "k_archs",
     "decoder_orthogonality",
     "evaluate_sae",
+    "export_saelens",
+    "from_saelens",
     "geometric_median",
     "ground_truth_directions",
     "register",
     "sae_from_spec",
+    "to_saelens",
 ]

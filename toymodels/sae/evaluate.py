@@ -51,9 +51,15 @@ def evaluate_sae(
     decoding. Keys: l0, mse, fvu, shrinkage (relative reconstruction bias γ), norm_ratio,
     dead_fraction, dense_fraction, frequency_histogram; mmcs and mcc with ground truth;
     downstream_loss, clean_loss, zero_ablated_loss and loss_recovered for a toy model's
-    activations.
+    activations. A source with a held-out split (:class:`toymodels.activations.Activations`)
+    is scored on its held-out rows (at most all of them, each once).
     """
     n_samples, batch_size = check_int("n_samples", n_samples, 1), check_int("batch_size", batch_size, 1)
+    heldout = getattr(source, "heldout", None)
+    held = heldout() if callable(heldout) else None
+    if held is not None:  # your own activations: score on the held-out rows, each once
+        source = held
+        n_samples = min(n_samples, len(source))
     check_float("dense_threshold", dense_threshold, 0.0, 1.0)
     n_i, n_f = sae.n_instances, sae.dict_size
     if keep is not None:
