@@ -54,7 +54,7 @@ import torch
 from torch import nn
 
 from ._validate import check_float, check_int, check_nonneg, check_seed
-from .data import Source, SparseFeatures, _instance_index
+from .data import FeatureDrivenSource, SparseFeatures, _instance_index
 from .device import derive_seed, make_generator, resolve_device
 from .linalg import random_orthogonal
 
@@ -199,7 +199,7 @@ def build_two_layer(config: ConnectionsConfig, *, seed: int = 0, device: str | t
     return TwoLayerToy(config, seed=seed, device=device)
 
 
-class LayerActivations(Source):
+class LayerActivations(FeatureDrivenSource):
     """Activations of one layer (1 or 2) of a :class:`TwoLayerToy` fed by per-instance sparse
     layer-1 features — a data source for an SAE on that layer."""
 
@@ -209,24 +209,7 @@ class LayerActivations(Source):
             raise ValueError(f"features have dim {features.dim}; the model has n_features_1 = {model.config.n_features_1}")
         if features.n_instances != model.n_instances:
             raise ValueError(f"features have {features.n_instances} instances; the model has {model.n_instances}")
-        self.model, self.features = model, features
-        self.device, self.seed = features.device, features.seed
-        self.n_instances = model.n_instances
-        self.dim = model.config.d_model_1 if self.layer == 1 else model.config.d_model_2
-
-    @property
-    def generators(self) -> list[torch.Generator]:  # type: ignore[override]
-        return self.features.generators
-
-    @property
-    def per_instance(self) -> bool:  # type: ignore[override]
-        return self.features.per_instance
-
-    def get_state(self) -> torch.Tensor:
-        return self.features.get_state()
-
-    def set_state(self, state: torch.Tensor) -> None:
-        self.features.set_state(state)
+        self._attach(model, features, model.config.d_model_1 if self.layer == 1 else model.config.d_model_2)
 
     def subset(self, index: Any) -> "LayerActivations":
         idx = _instance_index(index, self.n_instances)

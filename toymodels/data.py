@@ -717,7 +717,34 @@ class UnitCube(Source):
         return self._gather(parts[0] if len(parts) == 1 else torch.cat(parts))
 
 
-class ModelActivations(Source):
+class FeatureDrivenSource(Source):
+    """A source computed from a :class:`SparseFeatures` (``self.features``), which owns every
+    random stream: generators, per-instance flag and RNG state are the features'."""
+
+    features: SparseFeatures
+
+    def _attach(self, model: Any, features: SparseFeatures, dim: int) -> None:
+        self.model, self.features = model, features
+        self.device, self.seed = features.device, features.seed
+        self.n_instances = model.n_instances
+        self.dim = dim
+
+    @property
+    def generators(self) -> list[torch.Generator]:  # type: ignore[override]
+        return self.features.generators
+
+    @property
+    def per_instance(self) -> bool:  # type: ignore[override]
+        return self.features.per_instance
+
+    def get_state(self) -> torch.Tensor:
+        return self.features.get_state()
+
+    def set_state(self, state: torch.Tensor) -> None:
+        self.features.set_state(state)
+
+
+class ModelActivations(FeatureDrivenSource):
     """Hidden activations h = model.hidden(x) of a toy model fed by a :class:`SparseFeatures`.
 
     ``model`` is any batched toy model with ``hidden(x)`` and ``n_instances``/``d_hidden``
@@ -739,25 +766,7 @@ class ModelActivations(Source):
             )
         if features.per_instance and features.n_instances != model.n_instances:
             raise ValueError("per-instance features must have as many instances as the model")
-        self.model, self.features = model, features
-        self.device = features.device
-        self.seed = features.seed
-        self.n_instances = model.n_instances
-        self.dim = model.d_hidden
-
-    @property
-    def generators(self) -> list[torch.Generator]:  # type: ignore[override]
-        return self.features.generators
-
-    @property
-    def per_instance(self) -> bool:  # type: ignore[override]
-        return self.features.per_instance
-
-    def get_state(self) -> torch.Tensor:
-        return self.features.get_state()
-
-    def set_state(self, state: torch.Tensor) -> None:
-        self.features.set_state(state)
+        self._attach(model, features, model.d_hidden)
 
     def subset(self, index: Any) -> "ModelActivations":
         """The chosen model instances on a fork of the features' streams: their own streams
