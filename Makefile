@@ -10,7 +10,9 @@ DEVICE ?= auto
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
+	# setuptools' build backend prints an informational 'Editable installation' banner for
+	# every flat-layout editable install; it is not about this project, so it is silenced here.
+	PYTHONWARNINGS=ignore $(PY) -m pip install -q -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 ## demo: quick figure set + theory report into figures/out/ (tracked outputs are deterministic:
@@ -31,7 +33,7 @@ test-all: $(STAMP)
 ## test-interop: install sae-lens (the `interop` extra) into the venv, then the round trips
 ## through the real package (tests marked `interop`; they skip where sae_lens is missing)
 test-interop: $(STAMP)
-	$(PY) -m pip install -q -c constraints.txt -e '.[dev,interop]'
+	PYTHONWARNINGS=ignore $(PY) -m pip install -q -c constraints.txt -e '.[dev,interop]'
 	$(PY) -m pytest -q -p no:xdist -m interop tests/test_interop.py
 
 ## bench: speed and memory tables (CPU here, CUDA too when present)
