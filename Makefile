@@ -7,11 +7,11 @@ DEVICE ?= auto
 
 .PHONY: demo test test-all test-interop bench figures figures-full theory clean
 
+# setuptools' build backend prints an informational 'Editable installation' banner for every
+# flat-layout editable install; it is not about this project, so the install silences it.
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	# setuptools' build backend prints an informational 'Editable installation' banner for
-	# every flat-layout editable install; it is not about this project, so it is silenced here.
 	PYTHONWARNINGS=ignore $(PY) -m pip install -q -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
