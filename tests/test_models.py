@@ -41,6 +41,21 @@ def test_loss_matches_float64_reference(kind):
     assert torch.allclose(got, _reference_loss(model, x), rtol=1e-12, atol=1e-14)
 
 
+
+def assert_hand_step_matches_autograd(model, x, loss):
+    """The gradients ``loss_and_grad`` left in ``.grad`` (and its ``loss``) equal autograd's
+    through ``model.loss(x)``, and the hand path built no graph (float64 tolerances)."""
+    hand = [p.grad.clone() for p in model.parameters()]
+    assert all(h.grad_fn is None for h in hand), "the hand path must not build a graph"
+    for p in model.parameters():
+        p.grad = None
+    ref = model.loss(x)
+    ref.sum().backward()
+    assert torch.allclose(loss, ref.detach(), rtol=1e-12, atol=1e-15)
+    for h, p in zip(hand, model.parameters()):
+        assert torch.allclose(h, p.grad, rtol=1e-10, atol=1e-13)
+
+
 @given(n=st.integers(2, 9), m=st.integers(1, 9), n_inst=st.integers(1, 3), shared=st.booleans(), seed=st.integers(0, 99))
 @pytest.mark.parametrize("kind", ["relu-output", "linear"])
 def test_hand_gradients_equal_autograd(kind, n, m, n_inst, shared, seed):
@@ -51,15 +66,7 @@ def test_hand_gradients_equal_autograd(kind, n, m, n_inst, shared, seed):
     g = torch.Generator().manual_seed(seed)
     x = torch.rand(1 if shared else n_inst, 16, n, generator=g, dtype=torch.float64)
     loss = model.loss_and_grad(x.clone())
-    hand = [p.grad.clone() for p in model.parameters()]
-    assert all(h.grad_fn is None for h in hand), "the hand path must not build a graph"
-    for p in model.parameters():
-        p.grad = None
-    ref = model.loss(x)
-    ref.sum().backward()
-    assert torch.allclose(loss, ref.detach(), rtol=1e-12, atol=1e-15)
-    for h, p in zip(hand, model.parameters()):
-        assert torch.allclose(h, p.grad, rtol=1e-10, atol=1e-13)
+    assert_hand_step_matches_autograd(model, x, loss)
 
 
 def test_importance_weights_the_loss():
@@ -220,14 +227,7 @@ def test_large_batches_take_the_per_instance_path_with_autograd_gradients(kind, 
     x = x[:1] if shared else x
     loss = model.loss_and_grad(x)
     assert model._ws[0][0] == bsz, "the per-instance path ran (its work buffers exist)"
-    hand = [p.grad.clone() for p in model.parameters()]
-    for p in model.parameters():
-        p.grad = None
-    ref = model.loss(x)
-    ref.sum().backward()
-    assert torch.allclose(loss, ref.detach(), rtol=1e-12, atol=1e-15)
-    for h, p in zip(hand, model.parameters()):
-        assert torch.allclose(h, p.grad, rtol=1e-10, atol=1e-13)
+    assert_hand_step_matches_autograd(model, x, loss)
 
 
 def test_per_instance_path_is_bit_reproducible_and_instance_local():

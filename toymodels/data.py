@@ -38,6 +38,7 @@ from ._validate import (
     check_seed,
     check_tensor_range,
 )
+from .linalg import random_orthogonal
 from .device import derive_seed, make_generator, resolve_device
 
 MAGNITUDES = ("uniform", "constant", "signed")
@@ -819,7 +820,6 @@ class BoundFeatures:
         seed: int = 0,
         device: str | torch.device = "cpu",
     ) -> None:
-        from .linalg import random_orthogonal
 
         self.n_base = check_int("n_base", n_base, 1)
         self.dim = check_int("d", d, 2)

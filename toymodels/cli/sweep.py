@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from .. import configargs
-from .._validate import check_float, check_int
+from .._validate import check_choice, check_float, check_int
 
 SET_BY_SWEEP = ("help", "out", "instances", "resume", "overwrite", "threads", "device", "quiet", "prefetch_elements",
                 "tms_run", "tms_instance", "random_weights", "tms_model")
@@ -43,8 +43,7 @@ class SweepSettings:
     def __post_init__(self) -> None:
         from ..sweep import BACKENDS
 
-        if self.backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}; got {self.backend!r}")
+        check_choice("backend", self.backend, BACKENDS)
         check_int("workers", self.workers, 1)
         check_int("max_retries", self.max_retries, 0)
         if self.max_pack is not None:
