@@ -7,6 +7,8 @@ rounds; the table reports training steps per second (median of the rounds).
 
 Rows: 8 x (5->2) and 20 x (200->20) at single feature probabilities and as a sweep (p
 log-spaced 1 -> 0.02 across the instances, the feature-geometry configuration of issue 14).
+"ours, data thread off" is the same trainer drawing each block of data between steps
+instead of on the data thread during the previous block (``TrainConfig.data_thread``).
 
 Run: ``.venv/bin/python benchmarks/bench_tms.py`` (add ``--device cuda`` on a GPU machine; on a
 busy CPU machine ``--threads 1 --clock cpu`` compares the CPU time each side spends).
@@ -60,12 +62,15 @@ def reference_trainer(n_inst: int, n: int, m: int, p: float | str, batch: int, l
     return run
 
 
-def ours_trainer(n_inst: int, n: int, m: int, p: float | str, batch: int, lr: float, device: torch.device):
+def ours_trainer(
+    n_inst: int, n: int, m: int, p: float | str, batch: int, lr: float, device: torch.device, data_thread: str = "auto"
+):
     model = build_model(TMSConfig(n, m, n_inst), seed=0, device=device)
     source = SparseFeatures(n, feature_probabilities(n_inst, p) if p == "sweep" else p, n_inst, seed=1, device=device)
+    cfg = dict(batch_size=batch, lr=lr, quiet=True, eval_samples=1, data_thread=data_thread)
 
     def run(steps: int) -> None:
-        train(model, source, TrainConfig(steps=steps, batch_size=batch, lr=lr, quiet=True, eval_samples=1))
+        train(model, source, TrainConfig(steps=steps, **cfg))
 
     return run
 
@@ -112,20 +117,22 @@ def main() -> None:
         steps = args.steps if n < 100 else max(10, args.steps // 15)
         ref = reference_trainer(n_inst, n, m, p, args.batch_size, 1e-3, device)
         ours = ours_trainer(n_inst, n, m, p, args.batch_size, 1e-3, device)
-        ref(3), ours(3)  # warm-up (first-call kernel and allocator set-up)
+        serial = ours_trainer(n_inst, n, m, p, args.batch_size, 1e-3, device, data_thread="off")
+        ref(3), ours(3), serial(3)  # warm-up (first-call kernel and allocator set-up)
         cpu_clock = args.clock == "cpu" and device.type == "cpu"
         clock = cpu_timed if cpu_clock else (lambda f: timed(f, device))
         t = interleaved(
-            {"ref": lambda: clock(lambda: ref(steps)), "ours": lambda: clock(lambda: ours(steps))},
+            {"ref": lambda: clock(lambda: ref(steps)), "ours": lambda: clock(lambda: ours(steps)),
+             "serial": lambda: clock(lambda: serial(steps))},
             rounds=args.rounds,
         )
         rows.append([
             f"{n_inst} x {n}->{m}", "1 -> 0.02" if p == "sweep" else f"{p:g}",
-            f"{steps / t['ours']:.0f}", f"{steps / t['ref']:.0f}",
+            f"{steps / t['ours']:.0f}", f"{steps / t['serial']:.0f}", f"{steps / t['ref']:.0f}",
             f"{t['ref'] / t['ours']:.2f}x",
         ])
     print(f"TMS training throughput, batch {args.batch_size}, {device_line(device)}, {args.clock} clock")
-    print(table(["instances x n->m", "p", "ours steps/s", "reference steps/s", "speed-up"], rows))
+    print(table(["instances x n->m", "p", "ours steps/s", "ours, data thread off", "reference steps/s", "speed-up"], rows))
 
 
 if __name__ == "__main__":

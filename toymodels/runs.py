@@ -301,9 +301,12 @@ def lock_run_folder(path: str | Path) -> Iterator[Path]:
 
 
 # ---------------------------------------------------------------------- resume
-RESUMABLE_CHANGES = ("train.steps", "train.quiet", "train.checkpoint_every", "train.max_instances_per_chunk")
+RESUMABLE_CHANGES = (
+    "train.steps", "train.quiet", "train.checkpoint_every", "train.max_instances_per_chunk", "train.data_thread",
+)
 """Settings a resumed run may change: more steps (checked separately), the progress bar,
-the checkpoint interval, and the chunk limit (a resumed run keeps its checkpoints' chunking)."""
+the checkpoint interval, the chunk limit (a resumed run keeps its checkpoints' chunking) and
+the data thread (it moves when the batches are drawn, not what they are)."""
 
 
 def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:

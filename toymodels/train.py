@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 import resource
 import time
-from contextlib import contextmanager, nullcontext
+from contextlib import closing, contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -43,6 +43,7 @@ from .accel.graphs import CUDA_GRAPH_MODES, WARMUP_STEPS, GraphedStep, side_stre
 from .accel.precision import MATMUL_PRECISIONS, GradDtypeGuard, bf16_grad_error, check_bf16, matmul_precision
 from .activations import as_source
 from .data import check_compatible
+from .datathread import DATA_THREAD_MODES, BlockFeed, step_threads, use_data_thread
 from .protocols import (
     MODEL_MEMBERS,
     STREAM_SOURCE_MEMBERS,
@@ -121,6 +122,11 @@ class TrainConfig:
     function (forward, hand-derived gradient and Adam; toymodels.accel.fused): off; on
     (compiled for the CPU too; an error for other models or bf16); auto (on for those
     models on CUDA). Same losses as the reference to float rounding, not bit for bit."""
+    data_thread: str = "auto"
+    """Draw the next block of data on a second CPU thread while the current one trains
+    (toymodels.datathread; same batches either way): off; on (CPU only); auto (on the CPU
+    with two or more torch threads, one of which goes to the data, for batches of 2^18
+    floats or more)."""
 
     def __post_init__(self) -> None:
         check_int("steps", self.steps, 0)
@@ -144,6 +150,7 @@ class TrainConfig:
         check_choice("matmul_precision", self.matmul_precision, MATMUL_PRECISIONS)
         check_choice("cuda_graph", self.cuda_graph, CUDA_GRAPH_MODES)
         check_choice("fused_step", self.fused_step, FUSED_STEP_MODES)
+        check_choice("data_thread", self.data_thread, DATA_THREAD_MODES)
         if self.fused_step == "on" and self.cuda_graph == "on":
             raise ValueError("fused_step = 'on' and cuda_graph = 'on' exclude each other (one path takes the steps); "
                              "set one of them to 'auto' or 'off'")
@@ -590,7 +597,11 @@ def _train_chunk(
     fused_on = use_fused_step(config.fused_step, model, dev, config.matmul_precision)
     graph_on = not fused_on and use_cuda_graph(config.cuda_graph, model, opt, dev, _batch_elements(source, config))
     graphed, fused, warm_until = None, None, step0 + WARMUP_STEPS
-    with matmul_precision(config.matmul_precision, dev), _restored(guard):
+    n_blocks = -(-(config.steps - step0 // k * k) // k)  # blocks this call draws
+    threaded = use_data_thread(config.data_thread, dev, n_blocks=n_blocks, block_elements=k * _batch_elements(source, config),
+                               precision=config.matmul_precision, compiled=fused_on)
+    feed = BlockFeed(source, config.batch_size, k, config.steps, threaded)
+    with matmul_precision(config.matmul_precision, dev), _restored(guard), step_threads(threaded), closing(feed):
         for step in range(step0, config.steps):
             lr = config.lr_at(step)
             if lr != lr_now:
@@ -599,9 +610,8 @@ def _train_chunk(
                 lr_now = lr
             if step // k != block_idx:
                 block_idx = step // k
-                block_state = source.get_state()
+                block_state, block = feed.take(block_idx)  # drawn now, or on the data thread during the last block
                 n_steps = min(k, config.steps - block_idx * k)
-                block = source.sample(config.batch_size * n_steps)
                 if fused_on and n_steps < k:
                     # the last, shorter block goes into a full-length buffer, so its slices have
                     # the strides the fused step was compiled for (other strides recompile)
@@ -645,7 +655,7 @@ def _train_chunk(
                     "step": done,
                     "model": model.state_dict(),
                     "optimizer": opt.state_dict(),
-                    "rng": source.get_state() if done % k == 0 or done == config.steps else block_state,
+                    "rng": feed.state_before_next() if done % k == 0 or done == config.steps else block_state,
                     "history": history,
                     "initial_loss": initial,
                     "run": record,
@@ -697,12 +707,12 @@ def _resume_states(
     return per_chunk, states
 
 
-_ACCEL_DEFAULTS = {"matmul_precision": "fp32", "cuda_graph": "off", "fused_step": "off"}
+_ACCEL_DEFAULTS = {"matmul_precision": "fp32", "cuda_graph": "off", "fused_step": "off", "data_thread": "auto"}
 
 
 def train_record(config: TrainConfig) -> dict[str, Any]:
-    """The ``train`` settings of a run record: every field, except the GPU options
-    (``matmul_precision``, ``cuda_graph``, ``fused_step``) at their defaults — so run folders written before
+    """The ``train`` settings of a run record: every field, except the speed options
+    (``matmul_precision``, ``cuda_graph``, ``fused_step``, ``data_thread``) at their defaults — so run folders written before
     they existed resume, and a default run's config.json is unchanged."""
     rec = asdict(config)
     for k, v in _ACCEL_DEFAULTS.items():
@@ -754,6 +764,7 @@ def train(
     if config.matmul_precision == "bf16":  # ValueError naming matmul_precision when the model's step cannot take it
         check_bf16(model, int(source.dim), dev)
     use_fused_step(config.fused_step, model, dev, config.matmul_precision)  # ValueError naming fused_step ('on' only)
+    use_data_thread(config.data_thread, dev, n_blocks=2, block_elements=0, precision="fp32", compiled=False)  # 'on' off the CPU
     if config.cuda_graph == "on":  # ValueError naming cuda_graph before any work when it cannot be done
         use_cuda_graph("on", model, make_optimizer([p for p in model.parameters() if p.requires_grad], config),
                        dev, _batch_elements(source, config))

@@ -1,0 +1,230 @@
+"""The data thread (TrainConfig.data_thread): the same batches, checkpoints and resume points
+as drawing between steps; errors on either thread surface in the trainer; the source is left
+as if a block in flight had never been drawn; the thread counts are put back."""
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import toymodels.train as T
+from toymodels import SparseFeatures, TMSConfig, build_model
+from toymodels.datathread import BlockFeed, use_data_thread
+from toymodels.train import TrainConfig, train
+
+N, I, B = 5, 3, 256
+STEP = I * B * N  # floats per step
+
+
+@pytest.fixture
+def threads():
+    """Run the test with ``n`` torch threads, then restore the count."""
+    before = torch.get_num_threads()
+
+    def use(n: int) -> None:
+        torch.set_num_threads(n)
+
+    yield use
+    torch.set_num_threads(before)
+
+
+def _fresh(p=0.3, shared=False):
+    src = SparseFeatures(N, p, 1 if shared else I, seed=1)
+    return build_model(TMSConfig(N, 2, I), seed=0), src
+
+
+def _cfg(steps=40, block_steps=3, **kw):
+    return TrainConfig(steps=steps, batch_size=B, quiet=True, prefetch_elements=STEP * block_steps, **kw)
+
+
+def _record_checkpoints(monkeypatch):
+    saved = []
+    real = T.save_checkpoint
+
+    def keep(path, state):
+        saved.append((state["step"], state["rng"].clone()))
+        real(path, state)
+
+    monkeypatch.setattr(T, "save_checkpoint", keep)
+    return saved
+
+
+@pytest.mark.parametrize("shared", [False, True])
+@pytest.mark.parametrize("p", [1.0, 0.05])
+def test_the_data_thread_gives_the_same_run(tmp_path, monkeypatch, threads, p, shared):
+    """One torch thread for the steps either way, so the arithmetic is the same: weights,
+    losses, history, every checkpoint's RNG state (at block ends and inside blocks) and the
+    source's end state are bit-identical with and without the data thread."""
+    threads(1)
+    saved = _record_checkpoints(monkeypatch)
+    runs = {}
+    for mode in ("off", "on"):
+        saved.clear()
+        m, s = _fresh(p, shared)
+        r = train(m, s, _cfg(checkpoint_every=4, data_thread=mode), tmp_path / mode)
+        runs[mode] = (m.W_IMN.detach().clone(), m.b_IN.detach().clone(), r.final_loss, r.history,
+                      list(saved), s.get_state())
+    (w0, b0, l0, h0, c0, g0), (w1, b1, l1, h1, c1, g1) = runs["off"], runs["on"]
+    assert torch.equal(w0, w1) and torch.equal(b0, b1) and torch.equal(l0, l1)
+    assert h0 == h1
+    assert [st for st, _ in c0] == [st for st, _ in c1] == [4, 8, 12, 16, 20, 24, 28, 32, 36, 40]
+    assert all(torch.equal(a, b) for (_, a), (_, b) in zip(c0, c1))
+    assert torch.equal(g0, g1)
+
+
+def test_resume_of_a_data_thread_run_equals_the_uninterrupted_run(tmp_path, monkeypatch, threads):
+    """Crash right after the checkpoint at step 10 (inside a block of 3 steps, the next block's
+    draw in flight on the data thread) and resume: identical to a run never interrupted."""
+    threads(1)
+    cfg = _cfg(steps=30, checkpoint_every=5, data_thread="on")
+    m, s = _fresh()
+    full = train(m, s, cfg, tmp_path / "a")
+    W_full = m.W_IMN.detach().clone()
+
+    class Crash(Exception):
+        pass
+
+    real, calls = T.save_checkpoint, []
+
+    def crash_at_10(path, state):
+        real(path, state)
+        calls.append(state["step"])
+        if state["step"] == 10:
+            raise Crash
+
+    monkeypatch.setattr(T, "save_checkpoint", crash_at_10)
+    m, s = _fresh()
+    with pytest.raises(Crash):
+        train(m, s, cfg, tmp_path / "b")
+    monkeypatch.setattr(T, "save_checkpoint", real)
+    assert calls == [5, 10]
+    m, s = _fresh()
+    resumed = train(m, s, cfg, tmp_path / "b", resume=True)
+    assert torch.equal(W_full, m.W_IMN)
+    assert torch.equal(full.final_loss, resumed.final_loss)
+    assert full.history == resumed.history
+
+
+def test_a_failing_step_leaves_the_source_as_without_the_thread(monkeypatch, threads):
+    """An error in step 7 (block 2 of 3 steps; block 3 in flight) leaves the source after
+    block 2 — where the run without the data thread leaves it — not after block 3."""
+    threads(1)
+    ends = {}
+    for mode in ("off", "on"):
+        m, s = _fresh()
+        real, calls = m.loss_and_grad, []
+
+        def boom(x, real=real, calls=calls):
+            calls.append(1)
+            if len(calls) == 8:
+                raise RuntimeError("step failed")
+            return real(x)
+
+        monkeypatch.setattr(m, "loss_and_grad", boom)
+        with pytest.raises(RuntimeError, match="step failed"):
+            train(m, s, _cfg(data_thread=mode))
+        ends[mode] = s.get_state()
+    assert torch.equal(ends["off"], ends["on"])
+    m, s = _fresh()
+    s.sample(3 * B * 3)  # blocks 0, 1, 2 in one draw: the same stream
+    assert torch.equal(s.get_state(), ends["on"])
+
+
+def test_a_failing_draw_on_the_data_thread_raises_in_the_trainer(threads):
+    threads(1)
+    m, s = _fresh()
+    real, calls = s.sample, []
+
+    def sample(n):
+        calls.append(n)
+        if len(calls) == 3:
+            raise RuntimeError("disk went away")
+        return real(n)
+
+    s.sample = sample
+    with pytest.raises(RuntimeError, match="disk went away"):
+        train(m, s, _cfg(data_thread="on"))
+    assert len(calls) == 3
+
+
+def test_block_feed_close_restores_a_block_never_taken():
+    s = SparseFeatures(N, 0.5, I, seed=3)
+    feed = BlockFeed(s, B, 2, 10, background=True)
+    st0, blk0 = feed.take(0)
+    after0 = feed.state_before_next()
+    feed.close()
+    assert torch.equal(s.get_state(), after0)
+    ref = SparseFeatures(N, 0.5, I, seed=3)
+    assert torch.equal(ref.get_state(), st0) and torch.equal(ref.sample(2 * B), blk0)
+    assert torch.equal(ref.get_state(), after0)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_training_puts_the_thread_count_back(threads, n):
+    threads(n)
+    m, s = _fresh()
+    train(m, s, _cfg(steps=12, data_thread="on"))
+    assert torch.get_num_threads() == n
+
+
+def test_the_steps_get_one_thread_fewer(threads, monkeypatch):
+    threads(3)
+    m, s = _fresh()
+    seen, real = [], m.loss_and_grad
+
+    def spy(x):
+        seen.append(torch.get_num_threads())
+        return real(x)
+
+    monkeypatch.setattr(m, "loss_and_grad", spy)
+    train(m, s, _cfg(steps=9, data_thread="on"))
+    train(m, s, _cfg(steps=9, data_thread="off"))
+    assert seen == [2] * 9 + [3] * 9
+
+
+def test_starting_the_data_thread_keeps_the_process_thread_default():
+    """The data thread sets one torch thread for itself; threads started later still get the
+    process's count (torch.set_num_threads also writes the default new threads read)."""
+    code = (
+        "import threading, torch\n"
+        "torch.set_num_threads(2)\n"
+        "from toymodels.datathread import _executor\n"
+        "_executor()\n"
+        "out = []\n"
+        "t = threading.Thread(target=lambda: out.append(torch.get_num_threads())); t.start(); t.join()\n"
+        "print(torch.get_num_threads(), out[0], _executor().submit(torch.get_num_threads).result())\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == ["2", "2", "1"]
+
+
+CPU = torch.device("cpu")
+
+
+@pytest.mark.parametrize(
+    "mode, n_threads, device, n_blocks, elements, precision, compiled, expected",
+    [
+        ("auto", 2, CPU, 5, 1 << 22, "fp32", False, True),
+        ("auto", 1, CPU, 5, 1 << 22, "fp32", False, False),  # no thread to spare
+        ("auto", 2, CPU, 5, 1 << 10, "fp32", False, False),  # blocks too small
+        ("auto", 2, CPU, 1, 1 << 22, "fp32", False, False),  # nothing to overlap
+        ("auto", 2, CPU, 5, 1 << 22, "bf16", False, False),  # autocast does not cross threads
+        ("auto", 2, CPU, 5, 1 << 22, "fp32", True, False),   # compiled step
+        ("auto", 2, torch.device("cuda"), 5, 1 << 22, "fp32", False, False),
+        ("on", 1, CPU, 5, 1 << 10, "bf16", False, True),
+        ("on", 1, CPU, 1, 1 << 10, "fp32", False, False),
+        ("off", 4, CPU, 5, 1 << 22, "fp32", False, False),
+    ],
+)
+def test_when_the_data_thread_is_used(threads, mode, n_threads, device, n_blocks, elements, precision, compiled, expected):
+    threads(n_threads)
+    got = use_data_thread(mode, device, n_blocks=n_blocks, block_elements=elements, precision=precision, compiled=compiled)
+    assert got is expected
+
+
+def test_on_off_the_cpu_is_refused_by_name():
+    with pytest.raises(ValueError, match="data_thread"):
+        use_data_thread("on", torch.device("cuda"), n_blocks=5, block_elements=1, precision="fp32", compiled=False)
+    with pytest.raises(ValueError, match="data_thread"):
+        TrainConfig(data_thread="yes")
