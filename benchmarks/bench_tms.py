@@ -8,7 +8,9 @@ rounds; the table reports training steps per second (median of the rounds).
 Rows: 8 x (5->2) and 20 x (200->20) at single feature probabilities and as a sweep (p
 log-spaced 1 -> 0.02 across the instances, the feature-geometry configuration of issue 14).
 "ours, data thread off" is the same trainer drawing each block of data between steps
-instead of on the data thread during the previous block (``TrainConfig.data_thread``).
+instead of on the data thread during the previous block (``TrainConfig.data_thread``);
+``--compiled`` adds the torch.compile'd step (``fused_step="on"``: forward,
+gradient and Adam in one compiled function; it runs without the data thread).
 
 Run: ``.venv/bin/python benchmarks/bench_tms.py`` (add ``--device cuda`` on a GPU machine; on a
 busy CPU machine ``--threads 1 --clock cpu`` compares the CPU time each side spends).
@@ -63,11 +65,11 @@ def reference_trainer(n_inst: int, n: int, m: int, p: float | str, batch: int, l
 
 
 def ours_trainer(
-    n_inst: int, n: int, m: int, p: float | str, batch: int, lr: float, device: torch.device, data_thread: str = "auto"
+    n_inst: int, n: int, m: int, p: float | str, batch: int, lr: float, device: torch.device, **options: str
 ):
     model = build_model(TMSConfig(n, m, n_inst), seed=0, device=device)
     source = SparseFeatures(n, feature_probabilities(n_inst, p) if p == "sweep" else p, n_inst, seed=1, device=device)
-    cfg = dict(batch_size=batch, lr=lr, quiet=True, eval_samples=1, data_thread=data_thread)
+    cfg = dict(batch_size=batch, lr=lr, quiet=True, eval_samples=1, **options)
 
     def run(steps: int) -> None:
         train(model, source, TrainConfig(steps=steps, **cfg))
@@ -104,6 +106,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                     help="wall: elapsed time (quiet machine); cpu: this process's CPU time (busy machine, CPU only)")
+    ap.add_argument("--compiled", action="store_true",
+                    help="add a column for the torch.compile'd step (fused_step='on'; compiles once per row)")
     ap.add_argument("--only", default=None,
                     help="run only the cases whose 'instances x n->m' starts with this, e.g. 20")
     args = ap.parse_args()
@@ -118,21 +122,24 @@ def main() -> None:
         ref = reference_trainer(n_inst, n, m, p, args.batch_size, 1e-3, device)
         ours = ours_trainer(n_inst, n, m, p, args.batch_size, 1e-3, device)
         serial = ours_trainer(n_inst, n, m, p, args.batch_size, 1e-3, device, data_thread="off")
-        ref(3), ours(3), serial(3)  # warm-up (first-call kernel and allocator set-up)
+        runs = {"ref": ref, "ours": ours, "serial": serial}
+        if args.compiled:
+            runs["compiled"] = ours_trainer(n_inst, n, m, p, args.batch_size, 1e-3, device, fused_step="on")
+        for run in runs.values():
+            run(3)  # warm-up (first-call kernel and allocator set-up; the compile)
         cpu_clock = args.clock == "cpu" and device.type == "cpu"
         clock = cpu_timed if cpu_clock else (lambda f: timed(f, device))
-        t = interleaved(
-            {"ref": lambda: clock(lambda: ref(steps)), "ours": lambda: clock(lambda: ours(steps)),
-             "serial": lambda: clock(lambda: serial(steps))},
-            rounds=args.rounds,
-        )
+        t = interleaved({k: (lambda r=r: clock(lambda: r(steps))) for k, r in runs.items()}, rounds=args.rounds)
         rows.append([
             f"{n_inst} x {n}->{m}", "1 -> 0.02" if p == "sweep" else f"{p:g}",
-            f"{steps / t['ours']:.0f}", f"{steps / t['serial']:.0f}", f"{steps / t['ref']:.0f}",
-            f"{t['ref'] / t['ours']:.2f}x",
+            f"{steps / t['ours']:.0f}", f"{steps / t['serial']:.0f}",
+            *([f"{steps / t['compiled']:.0f}"] if args.compiled else []),
+            f"{steps / t['ref']:.0f}", f"{t['ref'] / t['ours']:.2f}x",
         ])
     print(f"TMS training throughput, batch {args.batch_size}, {device_line(device)}, {args.clock} clock")
-    print(table(["instances x n->m", "p", "ours steps/s", "ours, data thread off", "reference steps/s", "speed-up"], rows))
+    header = ["instances x n->m", "p", "ours steps/s", "ours, data thread off",
+              *(["ours, compiled step"] if args.compiled else []), "reference steps/s", "speed-up"]
+    print(table(header, rows))
 
 
 if __name__ == "__main__":

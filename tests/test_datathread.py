@@ -228,3 +228,29 @@ def test_on_off_the_cpu_is_refused_by_name():
         use_data_thread("on", torch.device("cuda"), n_blocks=5, block_elements=1, precision="fp32", compiled=False)
     with pytest.raises(ValueError, match="data_thread"):
         TrainConfig(data_thread="yes")
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_a_forked_child_trains_with_its_own_data_thread():
+    """A process forked after the data thread started (a multiprocessing pool with the fork
+    start method) must not wait on the parent's thread, which the child does not have."""
+    code = (
+        "import os, torch\n"
+        "torch.set_num_threads(1)  # libgomp itself is not fork-safe once a parallel region ran\n"
+        "from toymodels import SparseFeatures, TMSConfig, build_model\n"
+        "from toymodels.train import TrainConfig, train\n"
+        "cfg = TrainConfig(steps=6, batch_size=64, quiet=True, prefetch_elements=64 * 5 * 2, data_thread='on')\n"
+        "train(build_model(TMSConfig(5, 2, 2), seed=0), SparseFeatures(5, 0.3, 2, seed=1), cfg)\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    r = train(build_model(TMSConfig(5, 2, 2), seed=0), SparseFeatures(5, 0.3, 2, seed=1), cfg)\n"
+        "    os._exit(0 if torch.isfinite(r.final_loss).all() else 3)\n"
+        "_, status = os.waitpid(pid, 0)\n"
+        "print(os.waitstatus_to_exitcode(status))\n"
+    )
+    try:
+        res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the forked child hung on the parent's data thread")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == ["0"]

@@ -16,6 +16,7 @@ step's arithmetic then follows that thread count exactly as it would with ``--th
 """
 from __future__ import annotations
 
+import os
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -53,6 +54,17 @@ def _executor() -> ThreadPoolExecutor:
             torch.set_num_threads(main)
             _worker = ex
         return _worker
+
+
+def _forget_worker() -> None:
+    # A forked child has no data thread, only the parent's record of one: submitting to it
+    # would wait forever. The child starts its own on first use.
+    global _worker, _worker_lock
+    _worker, _worker_lock = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_worker)
 
 
 def use_data_thread(
