@@ -254,3 +254,25 @@ def test_a_forked_child_trains_with_its_own_data_thread():
         pytest.fail("the forked child hung on the parent's data thread")
     assert res.returncode == 0, res.stderr
     assert res.stdout.split() == ["0"]
+
+
+@pytest.mark.parametrize("arch", ["relu", "topk"])
+def test_an_sae_on_model_activations_trains_the_same_with_the_data_thread(threads, arch):
+    """The data thread runs a toy model's forward pass (ModelActivations) while the SAE, with
+    its step hooks (resampling, dead-latent tracking), trains: same SAE either way."""
+    from toymodels.data import ModelActivations
+    from toymodels.sae import SAEConfig, build_sae
+
+    threads(1)
+    out = {}
+    for mode in ("off", "on"):
+        extra = dict(k=(1, 2), aux_k=3, resample_every=5, dead_window=3) if arch == "topk" else dict(l1_coefficient=(0.01, 0.1))
+        sae = build_sae(SAEConfig(arch=arch, d_model=4, dict_size=10, n_instances=2, **extra), seed=1)
+        src = ModelActivations(build_model(TMSConfig(8, 4, 1), seed=3), SparseFeatures(8, 0.2, seed=2))
+        cfg = TrainConfig(steps=24, batch_size=32, lr=3e-3, quiet=True, eval_samples=128, log_every=4,
+                          prefetch_elements=32 * 4 * 3, data_thread=mode)
+        r = train(sae, src, cfg)
+        out[mode] = ({k: v.clone() for k, v in sae.state_dict().items()}, r.final_loss, r.history)
+    (s0, l0, h0), (s1, l1, h1) = out["off"], out["on"]
+    assert s0.keys() == s1.keys() and all(torch.equal(s0[k], s1[k]) for k in s0)
+    assert torch.equal(l0, l1) and h0 == h1
