@@ -1,6 +1,7 @@
-"""The data thread (TrainConfig.data_thread): the same batches, checkpoints and resume points
-as drawing between steps; errors on either thread surface in the trainer; the source is left
-as if a block in flight had never been drawn; the thread counts are put back."""
+"""The data thread (TrainConfig.data_thread): the same batches and checkpoints as drawing
+between steps (resume: tests/test_train.py::test_resume_equals_uninterrupted); errors on
+either thread surface in the trainer; the source is left as if a block in flight had never
+been drawn; the thread counts are put back."""
 import subprocess
 import sys
 
@@ -70,39 +71,6 @@ def test_the_data_thread_gives_the_same_run(tmp_path, monkeypatch, threads, p, s
     assert [st for st, _ in c0] == [st for st, _ in c1] == [4, 8, 12, 16, 20, 24, 28, 32, 36, 40]
     assert all(torch.equal(a, b) for (_, a), (_, b) in zip(c0, c1))
     assert torch.equal(g0, g1)
-
-
-def test_resume_of_a_data_thread_run_equals_the_uninterrupted_run(tmp_path, monkeypatch, threads):
-    """Crash right after the checkpoint at step 10 (inside a block of 3 steps, the next block's
-    draw in flight on the data thread) and resume: identical to a run never interrupted."""
-    threads(1)
-    cfg = _cfg(steps=30, checkpoint_every=5, data_thread="on")
-    m, s = _fresh()
-    full = train(m, s, cfg, tmp_path / "a")
-    W_full = m.W_IMN.detach().clone()
-
-    class Crash(Exception):
-        pass
-
-    real, calls = T.save_checkpoint, []
-
-    def crash_at_10(path, state):
-        real(path, state)
-        calls.append(state["step"])
-        if state["step"] == 10:
-            raise Crash
-
-    monkeypatch.setattr(T, "save_checkpoint", crash_at_10)
-    m, s = _fresh()
-    with pytest.raises(Crash):
-        train(m, s, cfg, tmp_path / "b")
-    monkeypatch.setattr(T, "save_checkpoint", real)
-    assert calls == [5, 10]
-    m, s = _fresh()
-    resumed = train(m, s, cfg, tmp_path / "b", resume=True)
-    assert torch.equal(W_full, m.W_IMN)
-    assert torch.equal(full.final_loss, resumed.final_loss)
-    assert full.history == resumed.history
 
 
 def test_a_failing_step_leaves_the_source_as_without_the_thread(monkeypatch, threads):

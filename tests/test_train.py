@@ -32,11 +32,14 @@ def test_training_lowers_the_loss():
     assert (after < 0.7 * before).all()
 
 
+@pytest.mark.parametrize("data_thread", ["off", "on"])
 @pytest.mark.parametrize("prefetch_steps", [1, 9])
-def test_resume_equals_uninterrupted(tmp_path, monkeypatch, prefetch_steps):
+def test_resume_equals_uninterrupted(tmp_path, monkeypatch, prefetch_steps, data_thread):
     """Kill the run right after its second checkpoint (step 140, not a multiple of the
-    prefetch block of 9 steps) and resume: weights, eval loss and history are identical."""
-    cfg = TrainConfig(steps=300, quiet=True, checkpoint_every=70, prefetch_elements=1024 * 15 * prefetch_steps)
+    prefetch block of 9 steps; with the data thread, the next block's draw is in flight)
+    and resume: weights, eval loss and history are identical."""
+    cfg = TrainConfig(steps=300, quiet=True, checkpoint_every=70, prefetch_elements=1024 * 15 * prefetch_steps,
+                      data_thread=data_thread)
     m, s = _fresh()
     assert T.prefetch_steps(s, cfg) == prefetch_steps
     full = train(m, s, cfg, tmp_path / "a")

@@ -67,6 +67,12 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_worker)
 
 
+def check_data_thread(mode: str, device: torch.device) -> None:
+    """ValueError naming ``data_thread`` for ``on`` off the CPU (before any work)."""
+    if mode == "on" and device.type != "cpu":
+        raise ValueError(f"data_thread = 'on' runs on the CPU only (the model is on {device.type}); use 'auto' or 'off'")
+
+
 def use_data_thread(
     mode: str, device: torch.device, *, n_blocks: int, block_elements: int, precision: str, compiled: bool
 ) -> bool:
@@ -77,13 +83,8 @@ def use_data_thread(
     least two torch threads (one goes to the data), fp32 matmuls (the data thread does not
     inherit the bf16 autocast of the steps), no compiled step, two blocks or more and blocks
     of at least :data:`MIN_BLOCK_ELEMENTS` floats."""
-    if mode == "off":
-        return False
-    if device.type != "cpu":
-        if mode == "on":
-            raise ValueError(f"data_thread = 'on' runs on the CPU only (the model is on {device.type}); use 'auto' or 'off'")
-        return False
-    if n_blocks < 2:
+    check_data_thread(mode, device)
+    if mode == "off" or device.type != "cpu" or n_blocks < 2:
         return False
     if mode == "on":
         return True

@@ -43,7 +43,7 @@ from .accel.graphs import CUDA_GRAPH_MODES, WARMUP_STEPS, GraphedStep, side_stre
 from .accel.precision import MATMUL_PRECISIONS, GradDtypeGuard, bf16_grad_error, check_bf16, matmul_precision
 from .activations import as_source
 from .data import check_compatible
-from .datathread import DATA_THREAD_MODES, BlockFeed, step_threads, use_data_thread
+from .datathread import DATA_THREAD_MODES, BlockFeed, check_data_thread, step_threads, use_data_thread
 from .protocols import (
     MODEL_MEMBERS,
     STREAM_SOURCE_MEMBERS,
@@ -597,7 +597,7 @@ def _train_chunk(
     fused_on = use_fused_step(config.fused_step, model, dev, config.matmul_precision)
     graph_on = not fused_on and use_cuda_graph(config.cuda_graph, model, opt, dev, _batch_elements(source, config))
     graphed, fused, warm_until = None, None, step0 + WARMUP_STEPS
-    n_blocks = -(-(config.steps - step0 // k * k) // k)  # blocks this call draws
+    n_blocks = -(-config.steps // k) - step0 // k  # blocks this call draws (the first may be resumed into)
     threaded = use_data_thread(config.data_thread, dev, n_blocks=n_blocks, block_elements=k * _batch_elements(source, config),
                                precision=config.matmul_precision, compiled=fused_on)
     feed = BlockFeed(source, config.batch_size, k, config.steps, threaded)
@@ -611,8 +611,7 @@ def _train_chunk(
             if step // k != block_idx:
                 block_idx = step // k
                 block_state, block = feed.take(block_idx)  # drawn now, or on the data thread during the last block
-                n_steps = min(k, config.steps - block_idx * k)
-                if fused_on and n_steps < k:
+                if fused_on and block.shape[1] < config.batch_size * k:
                     # the last, shorter block goes into a full-length buffer, so its slices have
                     # the strides the fused step was compiled for (other strides recompile)
                     full = block.new_empty(block.shape[0], config.batch_size * k, block.shape[2])
@@ -764,7 +763,7 @@ def train(
     if config.matmul_precision == "bf16":  # ValueError naming matmul_precision when the model's step cannot take it
         check_bf16(model, int(source.dim), dev)
     use_fused_step(config.fused_step, model, dev, config.matmul_precision)  # ValueError naming fused_step ('on' only)
-    use_data_thread(config.data_thread, dev, n_blocks=2, block_elements=0, precision="fp32", compiled=False)  # 'on' off the CPU
+    check_data_thread(config.data_thread, dev)  # ValueError naming data_thread ('on' off the CPU)
     if config.cuda_graph == "on":  # ValueError naming cuda_graph before any work when it cannot be done
         use_cuda_graph("on", model, make_optimizer([p for p in model.parameters() if p.requires_grad], config),
                        dev, _batch_elements(source, config))
