@@ -52,8 +52,8 @@ def _import_package() -> None:
     global SparseFeatures, TMSConfig, build_model, FusedTMSStep, check_bf16, matmul_precision
     global SAEConfig, build_sae, TrainConfig, make_optimizer, optimizer_step, train
     from toymodels import SparseFeatures, TMSConfig, build_model
-    from toymodels.accel import FusedTMSStep
-    from toymodels.accel.precision import check_bf16, matmul_precision
+    from toymodels.train.accel import FusedTMSStep
+    from toymodels.train.accel.precision import check_bf16, matmul_precision
     from toymodels.sae import SAEConfig, build_sae
     from toymodels.train import TrainConfig, make_optimizer, optimizer_step, train
 

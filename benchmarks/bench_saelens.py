@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     import torch
 
-    from toymodels.activations import Activations, save_activations
+    from toymodels.data.activations import Activations, save_activations
     from toymodels.sae import SAEConfig, build_sae
     from toymodels.train import TrainConfig, train
 

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from figures.common import plt, savefig
-from toymodels.analysis import feature_norms, superposition
+from toymodels.measures.analysis import feature_norms, superposition
 from toymodels.experiments import train_tms
 from toymodels.models import TMSConfig
 from toymodels.train import TrainConfig

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from figures.common import plt, savefig
-from toymodels.analysis import classify_geometry, feature_dimensionality
+from toymodels.measures.analysis import classify_geometry, feature_dimensionality
 from toymodels.experiments import importance_rows, train_tms
 from toymodels.models import TMSConfig
 from toymodels.train import TrainConfig

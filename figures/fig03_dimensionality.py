@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from figures.common import plt, savefig
-from toymodels.analysis import STICKY_DIMENSIONALITIES, dimensions_per_feature, feature_dimensionality, feature_norms
+from toymodels.measures.analysis import STICKY_DIMENSIONALITIES, dimensions_per_feature, feature_dimensionality, feature_norms
 from toymodels.experiments import train_tms
 from toymodels.models import TMSConfig
 from toymodels.train import TrainConfig

@@ -17,7 +17,7 @@ import scipy.stats
 import torch
 
 from theory.interference import decoder_geometry_experiment, inner_product_tail
-from theory.sae.geometry import decoder_cosine_stats, knn_cosine_quantile_random
+from toymodels.measures.cosines import decoder_cosine_stats, knn_cosine_quantile_random
 
 from .common import plt, savefig
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from toymodels.metrics import CHINCHILLA, compute_fraction, loss_recovered
+from toymodels.measures.metrics import CHINCHILLA, compute_fraction, loss_recovered
 
 from .common import plt, savefig
 

@@ -20,7 +20,7 @@ import torch
 
 from theory.causal import puzzle_report, toy_model_iia
 from theory.registry import Context
-from toymodels.causal import Explanation, grid_domain, puzzle_alignment, puzzle_models
+from toymodels.research.causal import Explanation, grid_domain, puzzle_alignment, puzzle_models
 
 from .common import plt, savefig
 

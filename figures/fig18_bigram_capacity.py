@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from theory.compressed import D_RESID, N_TOKENS, capacity_verdict
-from toymodels.compressed import bigram_capacity
+from toymodels.research.compressed import bigram_capacity
 from toymodels.train import TrainConfig
 
 from .common import plt, savefig

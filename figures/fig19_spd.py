@@ -17,7 +17,7 @@ import torch
 
 from theory.registry import Context
 from theory.spd import CI_ON, CI_OFF, bigram_setting, run_bigram_spd, run_tms_spd, tms_pieces
-from toymodels.spd import causal_importance, rank_one_cosine
+from toymodels.research.spd import causal_importance, rank_one_cosine
 
 from .common import plt, savefig
 

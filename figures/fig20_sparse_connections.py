@@ -18,7 +18,7 @@ import torch
 
 from theory.connections import EDGE_THRESHOLD, MAP_L1, recover_connections
 from theory.registry import Context
-from toymodels.connections import connections_in_feature_basis, fit_sparse_map, score_graph
+from toymodels.research.connections import connections_in_feature_basis, fit_sparse_map, score_graph
 
 from .common import plt, savefig
 

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import torch
 
-from toymodels import metrics as M
-from toymodels.ground_truth import absorption
-from toymodels.hierarchy import HierarchicalFeatures, tree, zipf_probabilities
+from toymodels.measures import metrics as M
+from toymodels.measures.ground_truth import absorption
+from toymodels.data.hierarchy import HierarchicalFeatures, tree, zipf_probabilities
 from toymodels.sae import arch_names
 from toymodels.sae.registry import ARCHITECTURES
 from toymodels.sae.sweep import train_sae_sweep

@@ -18,12 +18,12 @@ import pytest
 import torch
 
 from toymodels import SparseFeatures, TMSConfig, TrainingDiverged, build_model
-import toymodels.train as train_module
-from toymodels.accel import FusedTMSStep, functional_step, matmul_precision, use_cuda_graph
-from toymodels.accel.fused import use_fused_step
-from toymodels.accel.graphs import ineligible, lean_state
-from toymodels.configargs import field_specs
-from toymodels.runs import RunFolderError
+import toymodels.train.loop as train_module
+from toymodels.train.accel import FusedTMSStep, functional_step, matmul_precision, use_cuda_graph
+from toymodels.train.accel.fused import use_fused_step
+from toymodels.train.accel.graphs import ineligible, lean_state
+from toymodels.cli.configargs import field_specs
+from toymodels.train.runs import RunFolderError
 from toymodels.sae import SAEConfig, build_sae
 from toymodels.train import TrainConfig, make_optimizer, optimizer_step, train
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from toymodels.activations import Activations, as_source, open_activations, save_activations
+from toymodels.data.activations import Activations, as_source, open_activations, save_activations
 from toymodels.cli import main
 from toymodels.sae import SAEConfig, build_sae, evaluate_sae
 from toymodels.train import TrainConfig, train

@@ -6,7 +6,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from toymodels.analysis import (
+from toymodels.measures.analysis import (
     classify_geometry,
     dimensions_per_feature,
     feature_dimensionality,

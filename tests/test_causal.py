@@ -6,8 +6,8 @@ import pytest
 import sympy as sp
 import torch
 
-import toymodels.causal as C
-from toymodels.causal import (
+import toymodels.research.causal as C
+from toymodels.research.causal import (
     AlignedVariable, Alignment, CausalModel, Explanation, direction_interchange, grid_domain,
     interchange_accuracy, interchange_intervention, puzzle_alignment, puzzle_models, toy_model_abstraction,
 )

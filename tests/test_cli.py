@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from toymodels.cli import main, sweep_probabilities
-from toymodels.runs import load_model
+from toymodels.train.runs import load_model
 
 
 def test_tms_contract(tmp_path, capsys):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from toymodels import configargs
+from toymodels.cli import configargs
 from toymodels.cli import build_parser
 from toymodels.models import TMSConfig
 from toymodels.sae import SAEConfig

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from toymodels.compressed import (
+from toymodels.research.compressed import (
     BigramMLP,
     BigramMLPConfig,
     BigramSource,

@@ -3,7 +3,7 @@ the matching and the scoring, each against a hand computation or a known answer.
 import pytest
 import torch
 
-from toymodels.connections import (
+from toymodels.research.connections import (
     ConnectionsConfig, LayerActivations, build_two_layer, connections_in_feature_basis, fit_sparse_map,
     layer_source, match_latents, matched_cosines, score_graph,
 )

@@ -207,7 +207,7 @@ STREAM_SOURCES = {
 def block_size(request, monkeypatch):
     """Per-instance streams come in blocks of STREAM_BLOCK instances; 2 puts block edges
     inside every subset below."""
-    import toymodels.data as D
+    import toymodels.data.features as D
 
     monkeypatch.setattr(D, "STREAM_BLOCK", request.param)
     return request.param

@@ -8,9 +8,9 @@ import sys
 import pytest
 import torch
 
-import toymodels.train as T
+import toymodels.train.loop as T
 from toymodels import SparseFeatures, TMSConfig, build_model
-from toymodels.datathread import BlockFeed, use_data_thread
+from toymodels.train.datathread import BlockFeed, use_data_thread
 from toymodels.train import TrainConfig, train
 
 N, I, B = 5, 3, 256

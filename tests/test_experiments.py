@@ -40,7 +40,7 @@ def test_train_tms_matches_the_hand_written_glue():
 def test_train_tms_writes_the_run_folder_as_toymodels_tms(tmp_path):
     """best_of > 1: model.safetensors holds the kept instances; config.json records best_of and
     chosen_instances; metrics.json has the keys `toymodels tms` writes."""
-    from toymodels.runs import load_weights
+    from toymodels.train.runs import load_weights
 
     run = train_tms(TMSConfig(4, 2, n_instances=2), [0.5, 0.1], train=TCFG, best_of=2, seed=3, out=tmp_path)
     metrics = json.loads((tmp_path / "metrics.json").read_text())

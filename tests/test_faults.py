@@ -45,7 +45,7 @@ def _state(model):
 
 def _child(write_fd: int, kind: str, per_chunk, out: Path) -> None:
     """The forked child: train into ``out``, writing a line per checkpoint to the pipe."""
-    import toymodels.train as T
+    import toymodels.train.loop as T
 
     real_save, real_step = T.save_checkpoint, T.optimizer_step
 

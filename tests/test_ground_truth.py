@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from toymodels.ground_truth import absorption, firing_scores, splitting, uniqueness
-from toymodels.hierarchy import HierarchicalFeatures, tree, zipf_probabilities
+from toymodels.measures.ground_truth import absorption, firing_scores, splitting, uniqueness
+from toymodels.data.hierarchy import HierarchicalFeatures, tree, zipf_probabilities
 
 H = tree(2, 3, mutually_exclusive=True) + [(8, [9, 10], False)]  # 0:{1,2,3} 4:{5,6,7} exclusive; 8:{9,10}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from toymodels import SparseFeatures
-from toymodels.hierarchy import HierarchicalFeatures
+from toymodels.data.hierarchy import HierarchicalFeatures
 
 
 def test_hierarchy_keyword_on_sparse_features_gates_children():

@@ -15,7 +15,7 @@ import torch
 from safetensors.torch import load_file
 
 from toymodels.cli import main
-from toymodels.runs import save_weights, write_json
+from toymodels.train.runs import save_weights, write_json
 from toymodels.sae import SAEConfig, build_sae, export_saelens, from_saelens, to_saelens
 from toymodels.sae.saelens import EXPORTABLE
 

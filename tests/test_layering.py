@@ -1,12 +1,13 @@
-"""The layering is a test (issue 7 item 6): imports inside the ``toymodels`` package follow
+"""The layering is a test (issue 7 item 6, issue 18 item 5): imports across the house follow
 
     figures -> theory -> toymodels;  in toymodels: data <- models/sae <- train <- cli
 
-Never: toymodels importing theory or figures; toymodels.data importing models or the SAEs
-(directly or through another module); toymodels.metrics importing the trainer; the core
-importing the CLI; an import circle among toymodels modules. Imports are read with ``ast``
-from every file of the package, function-level (lazy) imports included — a lazy import is
-still a dependency.
+Never: toymodels importing theory or figures; theory importing figures; toymodels.data
+importing models or the SAEs (directly or through another module); the measurements importing
+the trainer; the core importing the CLI; an import circle anywhere in toymodels, theory or
+figures. Imports are read with ``ast`` from every file of the three packages, function-level
+(lazy) imports included — a lazy import is still a dependency. The top of ``toymodels/`` reads
+like a table of contents: at most 12 modules, the rest in subpackages.
 """
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PKG = ROOT / "toymodels"
+HOUSE = ("toymodels", "theory", "figures")
+MAX_TOP_LEVEL_MODULES = 12
 
 
 def _module_name(path: Path) -> str:
@@ -29,7 +32,9 @@ def _module_name(path: Path) -> str:
 
 
 def _modules() -> dict[str, Path]:
-    return {_module_name(p): p for p in sorted(PKG.rglob("*.py"))}
+    """Every module of the house: toymodels, theory and figures (PKG's siblings of those names)."""
+    roots = [PKG] + [PKG.parent / name for name in HOUSE if name != PKG.name]
+    return {_module_name(p): p for root in roots if root.is_dir() for p in sorted(root.rglob("*.py"))}
 
 
 def _resolve(module: str, is_package: bool, level: int, target: str | None) -> str:
@@ -60,7 +65,7 @@ def imports_of(path: Path, module: str) -> set[str]:
 
 
 def graph() -> dict[str, set[str]]:
-    """Edges between toymodels modules (a module's own package __init__ excluded)."""
+    """Edges between the house's modules (a module's own package __init__ excluded)."""
     mods = _modules()
     out = {}
     for name, path in mods.items():
@@ -88,7 +93,7 @@ def reachable(g: dict[str, set[str]], start: str) -> dict[str, list[str]]:
     return paths
 
 
-CLI = ("toymodels.cli", "toymodels.sae.cli", "toymodels.__main__", "toymodels.configargs")
+CLI = ("toymodels.cli", "toymodels.sae.cli", "toymodels.__main__")
 
 
 def _is_cli(name: str) -> bool:
@@ -97,24 +102,59 @@ def _is_cli(name: str) -> bool:
 
 def test_the_parser_sees_the_package():
     g = graph()
-    assert {"toymodels.train", "toymodels.data", "toymodels.runs", "toymodels.sae.base"} <= set(g)
-    assert "toymodels.runs" in g["toymodels.train"] and "toymodels.data" in g["toymodels"]
+    assert {"toymodels.train.loop", "toymodels.data.features", "toymodels.train.runs", "toymodels.sae.base"} <= set(g)
+    assert "toymodels.train.runs" in g["toymodels.train.loop"] and "toymodels.data.features" in g["toymodels"]
+    assert {"theory.registry", "theory.sae.geometry", "figures.runner"} <= set(g)
+    assert "toymodels.measures.cosines" in g["theory.sae.geometry"]
 
 
 def test_toymodels_never_imports_theory_or_figures():
     bad = []
     for name, path in _modules().items():
+        if name.split(".")[0] != "toymodels":
+            continue
         for imp in imports_of(path, name):
             if imp.split(".")[0] in ("theory", "figures"):
                 bad.append(f"{name} imports {imp}")
     assert not bad, bad
 
 
+def test_theory_never_imports_figures():
+    bad = [f"{name} imports {imp}" for name, path in _modules().items() if name.split(".")[0] == "theory"
+           for imp in imports_of(path, name) if imp.split(".")[0] == "figures"]
+    assert not bad, bad
+
+
+def test_the_top_of_toymodels_reads_like_a_table_of_contents():
+    top = sorted(p.name for p in PKG.glob("*.py"))
+    assert len(top) <= MAX_TOP_LEVEL_MODULES, top
+    subpackages = sorted(p.parent.name for p in PKG.glob("*/__init__.py"))
+    assert {"data", "train", "measures", "research", "sae", "sweep", "cli"} <= set(subpackages), subpackages
+
+
+@pytest.mark.parametrize("old, new", [
+    ("toymodels.spd", "toymodels.research.spd"),
+    ("toymodels.runs", "toymodels.train.runs"),
+    ("toymodels.metrics", "toymodels.measures.metrics"),
+    ("toymodels.accel.fused", "toymodels.train.accel.fused"),
+    ("toymodels.activations", "toymodels.data.activations"),
+])
+def test_moved_modules_still_import_by_their_old_names(old, new):
+    """The README's and older scripts' import paths keep working: the same module object."""
+    code = f"import importlib; a = importlib.import_module({old!r}); b = importlib.import_module({new!r}); print(a is b)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "True"
+
+
 @pytest.mark.parametrize(
     "module, forbidden",
     [
-        ("toymodels.data", ("toymodels.models", "toymodels.sae", "toymodels.train")),
-        ("toymodels.metrics", ("toymodels.train",)),
+        ("toymodels.data.features", ("toymodels.models", "toymodels.sae", "toymodels.train")),
+        ("toymodels.data.hierarchy", ("toymodels.models", "toymodels.sae", "toymodels.train")),
+        ("toymodels.data.activations", ("toymodels.models", "toymodels.sae", "toymodels.train")),
+        ("toymodels.measures.metrics", ("toymodels.train",)),
+        ("toymodels.measures.cosines", ("toymodels.train", "toymodels.sae")),
     ],
 )
 def test_lower_layers_do_not_reach_upper_ones(module, forbidden):
@@ -125,14 +165,15 @@ def test_lower_layers_do_not_reach_upper_ones(module, forbidden):
 
 def test_the_core_never_imports_the_cli():
     g = graph()
-    bad = [f"{m} imports {d}" for m, deps in g.items() if not _is_cli(m) and m != "toymodels" for d in deps if _is_cli(d)]
+    bad = [f"{m} imports {d}" for m, deps in g.items()
+           if m.startswith("toymodels.") and not _is_cli(m) for d in deps if _is_cli(d)]
     # the package __init__ is core too, but may not import the CLI either
     bad += [f"toymodels imports {d}" for d in g.get("toymodels", ()) if _is_cli(d)]
     assert not bad, bad
 
 
 def test_no_import_cycle():
-    """No circle among toymodels modules (a package importing its own submodules, and those
+    """No circle among the modules of toymodels, theory and figures (a package importing its own submodules, and those
     importing siblings, is fine; a submodule importing its own package's __init__ back is a
     circle through the __init__ and is reported)."""
     g = graph()
@@ -152,7 +193,7 @@ def test_importing_the_core_loads_no_cli_theory_or_figures():
     code = (
         "import sys, toymodels, toymodels.train, toymodels.runs, toymodels.data, toymodels.metrics, toymodels.sae;"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('theory', 'figures') "
-        "or m in ('toymodels.cli', 'toymodels.sae.cli', 'toymodels.configargs') or m.startswith('toymodels.cli.')))"
+        "or m in ('toymodels.cli', 'toymodels.sae.cli') or m.startswith('toymodels.cli.')))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
@@ -176,3 +217,19 @@ def test_the_checker_catches_a_violation(tmp_path, monkeypatch):
         test_no_import_cycle()
     with pytest.raises(AssertionError):
         test_toymodels_never_imports_theory_or_figures()
+
+
+def test_the_checker_sees_a_circle_in_theory(tmp_path, monkeypatch):
+    """A circle between two theory topics (the old interference <-> sae.geometry one) is caught."""
+    (tmp_path / "toymodels").mkdir()
+    (tmp_path / "toymodels" / "__init__.py").write_text("")
+    for pkg in ("theory", "theory/interference", "theory/sae"):
+        (tmp_path / pkg).mkdir()
+        (tmp_path / pkg / "__init__.py").write_text("")
+    (tmp_path / "theory/interference/claims.py").write_text("def f():\n    from theory.sae.geometry import g\n")
+    (tmp_path / "theory/sae/geometry.py").write_text("from ..interference.claims import f\n")
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    monkeypatch.setattr(sys.modules[__name__], "PKG", tmp_path / "toymodels")
+    assert "theory.sae.geometry" in graph()["theory.interference.claims"]
+    with pytest.raises(AssertionError):
+        test_no_import_cycle()

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from toymodels.linalg import random_orthogonal
+from toymodels.measures.linalg import random_orthogonal
 
 
 @pytest.mark.parametrize("d", [1, 2, 5, 17])

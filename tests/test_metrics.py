@@ -7,7 +7,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from toymodels import metrics as M
+from toymodels.measures import metrics as M
 from toymodels.models import TMSConfig, build_model
 
 X = torch.tensor([[1.0, 2.0], [3.0, 4.0]])

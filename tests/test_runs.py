@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from toymodels.runs import jsonable, read_json, write_json
+from toymodels.train.runs import jsonable, read_json, write_json
 
 
 def test_jsonable_makes_strict_json():
@@ -41,7 +41,7 @@ import os  # noqa: E402
 import pytest  # noqa: E402
 
 from toymodels import SparseFeatures, TMSConfig, build_model  # noqa: E402
-from toymodels.runs import (  # noqa: E402
+from toymodels.train.runs import (  # noqa: E402
     RunFolderError,
     check_rng_device,
     check_writable_dir,

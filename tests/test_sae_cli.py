@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from toymodels.cli import main
-from toymodels.runs import load_model
+from toymodels.train.runs import load_model
 from toymodels.sae import SAE
 
 TINY = ["--n-features", "12", "--d-model", "6", "--dict-size", "16", "--steps", "4", "--batch-size", "32",

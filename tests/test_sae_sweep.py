@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from toymodels import SparseFeatures
-from toymodels import metrics as M
+from toymodels.measures import metrics as M
 from toymodels.experiments import train_tms
 from toymodels.models import TMSConfig
 from toymodels.sae.sweep import (

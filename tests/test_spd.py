@@ -3,11 +3,11 @@ gradients, the source of mask uniforms, and training through the one trainer."""
 import pytest
 import torch
 
-from toymodels.compressed import BigramMLP, BigramMLPConfig, BigramSource, ResidualMLP, ResidualMLPConfig
+from toymodels.research.compressed import BigramMLP, BigramMLPConfig, BigramSource, ResidualMLP, ResidualMLPConfig
 from toymodels.data import SparseFeatures
 from toymodels.models import HiddenReLU, ReLUOutput, TMSConfig
 from toymodels.protocols import Source, TrainableModel
-from toymodels.spd import (
+from toymodels.research.spd import (
     MaskedSource,
     SPDConfig,
     SPDModel,
@@ -215,7 +215,7 @@ def test_other_targets_decompose():
 
 
 def test_run_folder_round_trip_and_exact_resume(tmp_path):
-    from toymodels.runs import load_weights, read_json
+    from toymodels.train.runs import load_weights, read_json
 
     tms = _tms(5, 2)
     cfg = SPDConfig(n_components=3)

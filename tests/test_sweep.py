@@ -403,7 +403,7 @@ def test_patched_point_configs_equal_configs_built_point_by_point(tmp_path, text
 
 
 def test_an_interrupted_job_resumes_from_its_checkpoint_exactly(tmp_path, monkeypatch):
-    import toymodels.train as trainer
+    import toymodels.train.loop as trainer
 
     spec = write(tmp_path, TMS_SPEC.replace("steps = 30", "steps = 30\ncheckpoint_every = 10"))
     real, seen = trainer.optimizer_step, []

@@ -5,9 +5,9 @@ import math
 import pytest
 import torch
 
-import toymodels.train as T
+import toymodels.train.loop as T
 from toymodels import SparseFeatures, TMSConfig, build_model
-from toymodels.runs import load_model
+from toymodels.train.runs import load_model
 from toymodels.train import TrainConfig, TrainingDiverged, best_of, train
 
 
@@ -282,7 +282,7 @@ def test_lean_optimizer_is_bit_identical_to_torch_fused(name):
 
 
 # ---------------------------------------------------------------------- resume, overwrite, lock (issue 8 #2-#4)
-from toymodels.runs import RunFolderError, lock_run_folder, read_json  # noqa: E402
+from toymodels.train.runs import RunFolderError, lock_run_folder, read_json  # noqa: E402
 
 
 def _tiny(n_inst=3, seed=0, p=0.05, kind="relu-output"):

@@ -21,7 +21,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from toymodels.causal import (
+from toymodels.research.causal import (
     Explanation, grid_domain, interchange_accuracy, interchange_intervention, puzzle_alignment, puzzle_models,
     toy_model_abstraction,
 )

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 
-from toymodels.compressed import BigramCapacity, bigram_capacity, fit_power_law
+from toymodels.research.compressed import BigramCapacity, bigram_capacity, fit_power_law
 from toymodels.train import TrainConfig
 
 from .registry import Context, Result, claim

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from toymodels.connections import (
+from toymodels.research.connections import (
     ConnectionsConfig, build_two_layer, connections_in_feature_basis, fit_sparse_map, layer_source,
     match_latents, matched_cosines, paired_latents, score_graph,
 )

@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from toymodels.metrics import (
+from toymodels.measures.metrics import (
     CHINCHILLA,
     chinchilla_gamma,
     chinchilla_loss,

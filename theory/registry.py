@@ -44,7 +44,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import torch
 
-from toymodels.runs import jsonable
+from toymodels.train.runs import jsonable
 
 VERDICTS_BY_STATUS: dict[str, tuple[str, ...]] = {
     "proven": ("holds", "fails"),

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from toymodels.compressed import (
+from toymodels.research.compressed import (
     BigramMLP,
     BigramMLPConfig,
     BigramSource,
@@ -38,7 +38,7 @@ from toymodels.data import SparseFeatures
 from toymodels.device import derive_seed
 from toymodels.experiments import train_tms
 from toymodels.models import TMSConfig
-from toymodels.spd import SPDConfig, SPDModel, causal_importance, rank_one_cosine, train_spd
+from toymodels.research.spd import SPDConfig, SPDModel, causal_importance, rank_one_cosine, train_spd
 from toymodels.train import TrainConfig, train
 
 from .registry import Context, Result, claim, holds_if

@@ -21,13 +21,13 @@ from typing import Any, Sequence
 import torch
 
 from ._validate import as_instance_tensor, check_choice, check_int, check_seed
-from .analysis import classify_geometry, dimensions_per_feature, feature_dimensionality, feature_norms
-from .data import MAGNITUDES, SparseFeatures
+from .measures.analysis import classify_geometry, dimensions_per_feature, feature_dimensionality, feature_norms
+from .data.features import MAGNITUDES, SparseFeatures
 from .device import derive_seed, resolve_device
 from .models import TMSConfig, ToyModel, build_model, importance_vector
-from .runs import save_weights, write_json
-from .train import TrainConfig, TrainResult, best_of as keep_best
-from .train import train as train_model
+from .train.runs import save_weights, write_json
+from .train.loop import TrainConfig, TrainResult, best_of as keep_best
+from .train.loop import train as train_model
 
 
 @dataclass

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from toymodels.data import SparseFeatures
-from toymodels.runs import load_model, load_weights, save_weights, write_json
+from toymodels.train.runs import load_model, load_weights, save_weights, write_json
 from toymodels.sae import ARCHITECTURES, SAE, SAEConfig, arch_names, build_sae, decoder_orthogonality, geometric_median, sae_from_spec
 from toymodels.sae.base import latent_axis
 from toymodels.train import TrainConfig, train

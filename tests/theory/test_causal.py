@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 import theory.causal as TC
 from theory.causal import expected_failures, puzzle_report
 from theory.registry import CLAIMS, Context, load_all, run_claim
-from toymodels.causal import AlignedVariable, Alignment, CausalModel, direction_interchange
+from toymodels.research.causal import AlignedVariable, Alignment, CausalModel, direction_interchange
 
 load_all()
 IDS = ("causal.puzzle_both_alignments", "causal.puzzle_extension_separates", "causal.condition_scales",
@@ -122,7 +122,7 @@ def test_symbolic_verdict_agrees_with_enumeration(a1, a2, c, aligned, with_condi
     iff the unaligned coefficient is 0. A counterexample from the symbolic check is a real one."""
     import sympy as sp
 
-    from toymodels.causal import Explanation, grid_domain
+    from toymodels.research.causal import Explanation, grid_domain
 
     low = CausalModel(("x1", "x2"), {"y": (("x1", "x2"), lambda p, q: a1 * p + a2 * q + c)}, ("y",))
     high = CausalModel(("x",), {"y": (("x",), lambda x: (a1 + a2) * x + c)}, ("y",))

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import theory.connections as TC
-import toymodels.connections as connections
+import toymodels.research.connections as connections
 from theory.registry import CLAIMS, Context, load_all, run_claim
 
 load_all()

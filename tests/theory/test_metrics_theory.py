@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 import theory.metrics as M
 from theory.metrics import EXAMPLE, chinchilla_symbolic, scipy_optimal_loss
 from theory.registry import CLAIMS, Context, run_claim
-from toymodels.metrics import (
+from toymodels.measures.metrics import (
     CHINCHILLA,
     chinchilla_gamma,
     chinchilla_loss,

@@ -20,7 +20,7 @@ from theory.sae.geometry import (
 )
 from toymodels.data import BoundFeatures
 from toymodels.sae.sweep import SweepResult, train_sae_sweep
-from toymodels.metrics import knn_cosine
+from toymodels.measures.metrics import knn_cosine
 from toymodels.sae import SAEConfig, build_sae
 
 # ---------------------------------------------------------------------------------------------

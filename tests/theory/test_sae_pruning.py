@@ -8,7 +8,7 @@ import torch
 from theory.registry import CLAIMS, Context, run_claim
 from theory.sae import pruning as P
 from theory.sae import stability as S
-from toymodels import metrics as M
+from toymodels.measures import metrics as M
 from toymodels.data import ModelActivations, SparseFeatures
 from toymodels.sae import SAEConfig, build_sae
 

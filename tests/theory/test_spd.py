@@ -6,9 +6,9 @@ import torch
 
 from theory.registry import CLAIMS, Context, load_all, run_claim
 from theory.spd import bigram_ci_counts, feature_ci_counts, tms_component_match, tms_pieces
-from toymodels.compressed import BigramMLP, BigramMLPConfig, BigramSource, ResidualMLP, ResidualMLPConfig
+from toymodels.research.compressed import BigramMLP, BigramMLPConfig, BigramSource, ResidualMLP, ResidualMLPConfig
 from toymodels.models import ReLUOutput, TMSConfig
-from toymodels.spd import SPDConfig, SPDModel
+from toymodels.research.spd import SPDConfig, SPDModel
 
 
 def _pentagon():

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import theory.tms as T
 from theory.registry import CLAIMS, Context, run_claim
-from toymodels.analysis import STICKY_DIMENSIONALITIES, classify_geometry, feature_dimensionality
+from toymodels.measures.analysis import STICKY_DIMENSIONALITIES, classify_geometry, feature_dimensionality
 
 import theory.tms.claims as TC
 import theory.tms.crowding as TCR

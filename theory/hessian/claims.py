@@ -10,7 +10,7 @@ import torch
 from toymodels.data import SparseFeatures
 from toymodels.device import derive_seed
 from toymodels.experiments import train_tms
-from toymodels.linalg import random_orthogonal
+from toymodels.measures.linalg import random_orthogonal
 from toymodels.models import TMSConfig, build_model
 from toymodels.train import TrainConfig
 

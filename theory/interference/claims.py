@@ -360,7 +360,7 @@ def _ratios(s: dict, ks: list) -> str:
     "cosine variance about 4/d).",
 )
 def _check_sae_decoder_orthogonality(ctx: Context) -> Result:
-    from theory.sae.geometry import knn_cosine_quantile_random, random_cosine_standard_errors
+    from toymodels.measures.cosines import knn_cosine_quantile_random, random_cosine_standard_errors
 
     from . import decoders as D
 

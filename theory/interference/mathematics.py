@@ -36,7 +36,16 @@ import torch
 from toymodels._validate import check_choice
 from toymodels._validate import check_int as _check_int
 from toymodels.device import derive_seed, make_generator, resolve_device
-from toymodels.linalg import random_orthogonal
+from toymodels.measures.cosines import (  # shared with theory.sae; re-exported here
+    _beta,
+    _dim,
+    inner_product_cdf,
+    inner_product_pdf,
+    inner_product_tail,
+    pairwise_cosines,
+    random_unit_vectors,
+)
+from toymodels.measures.linalg import random_orthogonal
 
 
 __all__ = [
@@ -79,54 +88,15 @@ __all__ = [
 _int = _check_int  # numpy integers count as integers (bools and NaN do not)
 
 
-def _dim(d: Any) -> int:
-    """A sphere dimension d >= 2 (S^{d-1} with d = 1 is two points: the Beta law degenerates)."""
-    return _int("d", d, 2)
 
 
-def _finite_array(name: str, x: Any) -> np.ndarray:
-    try:
-        a = np.asarray(x, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a real number or an array of them, got {x!r}") from None
-    if np.isnan(a).any():
-        raise ValueError(f"{name} must not contain NaN")
-    return a
 
 
-def _out(a: np.ndarray, like: Any) -> Any:
-    return float(a) if np.ndim(like) == 0 else a
 
 
 # ----------------------------------------------------------------------------- sampling
 
 
-def random_unit_vectors(
-    m: int,
-    d: int,
-    *,
-    batch: tuple[int, ...] = (),
-    generator: torch.Generator | None = None,
-    seed: int = 0,
-    device: str | torch.device = "cpu",
-    dtype: torch.dtype = torch.float32,
-) -> torch.Tensor:
-    """m independent uniform unit vectors in R^d, shaped ``(*batch, m, d)``, on the device.
-
-    u = g / ||g|| with g ~ N(0, I_d) is uniform on the sphere S^{d-1} because the Gaussian is
-    rotation invariant (Muller 1959, "A note on a method for generating points uniformly on
-    n-dimensional spheres"). Draws come from ``generator`` if given (its device wins), else from
-    a fresh ``torch.Generator`` seeded with ``seed`` on ``device``.
-    """
-    m = _int("m", m, 1)
-    d = _int("d", d, 1)
-    batch = tuple(_int("batch entry", b, 1) for b in batch)
-    if generator is None:
-        dev = resolve_device(device)
-        generator = make_generator(_int("seed", seed, 0), dev)
-    dev = generator.device
-    g = torch.randn(*batch, m, d, generator=generator, device=dev, dtype=dtype)
-    return g / g.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(dtype).tiny)
 
 
 
@@ -188,51 +158,12 @@ def _draw_in_chunks(n: int, m: int, d: int, floats: int, generator: torch.Genera
 # ----------------------------------------------------------------------------- the exact law
 
 
-def _beta(d: int) -> Any:
-    a = (d - 1) / 2
-    return scipy.stats.beta(a, a)
 
 
-def inner_product_pdf(t: Any, d: int) -> Any:
-    """Density of t = <u, v> for u, v independent uniform on S^{d-1}:
-
-        f(t) = (1 - t^2)^((d-3)/2) / B(1/2, (d-1)/2),   -1 < t < 1,
-
-    i.e. (1 + t)/2 ~ Beta((d-1)/2, (d-1)/2), so f(t) = beta_pdf((1+t)/2) / 2. (The marginal of
-    one coordinate of a uniform point on the sphere; e.g. Cai, Fan & Jiang 2013, "Distributions
-    of angles in random packing on spheres", Lemma 12.) d = 2 gives the arcsine law, d = 3 the
-    uniform law on [-1, 1].
-    """
-    d = _dim(d)
-    x = _finite_array("t", t)
-    return _out(_beta(d).pdf((1 + x) / 2) / 2, t)
 
 
-def inner_product_cdf(t: Any, d: int) -> Any:
-    """P(<u, v> <= t) = I_{(1+t)/2}((d-1)/2, (d-1)/2) (regularised incomplete beta function)."""
-    d = _dim(d)
-    x = _finite_array("t", t)
-    return _out(_beta(d).cdf((1 + x) / 2), t)
 
 
-def inner_product_tail(x: Any, d: int, *, log: bool = False) -> Any:
-    """Two-sided tail P(|<u, v>| > x) = 2 I_{(1-x)/2}((d-1)/2, (d-1)/2) for 0 <= x <= 1.
-
-    By the symmetry of the Beta((d-1)/2, (d-1)/2) law about 1/2, P(t > x) = I_{(1-x)/2}(a, a)
-    (regularised incomplete beta, ``scipy.special.betainc``): computed directly, without the
-    cancellation of 1 - cdf, so it stays accurate far into the tail, as the coherence predictor
-    needs. ``log=True`` returns the natural log (-inf where it underflows).
-    """
-    d = _dim(d)
-    a = _finite_array("x", x)
-    if (a < 0).any():
-        raise ValueError("x must be >= 0 (the tail of |t|)")
-    half = (d - 1) / 2
-    tail = np.minimum(1.0, 2 * scipy.special.betainc(half, half, np.clip((1 - a) / 2, 0.0, 0.5)))
-    if log:
-        with np.errstate(divide="ignore"):
-            return _out(np.log(tail), x)
-    return _out(tail, x)
 
 
 _D = sp.Symbol("d", positive=True)
@@ -500,19 +431,6 @@ def simulate_readout(
 # ----------------------------------------------------------------------------- coherence
 
 
-def pairwise_cosines(U: torch.Tensor) -> torch.Tensor:
-    """Cosine Gram matrix (..., m, m) of the rows of U (..., m, d)."""
-    if not isinstance(U, torch.Tensor):
-        U = torch.as_tensor(np.asarray(U, dtype=np.float64))
-    if U.ndim < 2:
-        raise ValueError(f"U must be shaped (..., m, d), got {tuple(U.shape)}")
-    if torch.isnan(U).any():
-        raise ValueError("U must not contain NaN")
-    norms = U.norm(dim=-1, keepdim=True)
-    if (norms == 0).any():
-        raise ValueError("U has a zero row: cosines are undefined")
-    V = U / norms
-    return V @ V.transpose(-1, -2)
 
 
 def max_coherence(U: torch.Tensor) -> torch.Tensor:

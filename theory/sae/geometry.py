@@ -39,22 +39,25 @@ and reconstructs better.
 """
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
-import scipy.optimize
-import scipy.stats
 import torch
 
 from toymodels import SparseFeatures
-from toymodels._validate import check_float, check_int
 from toymodels.data import BoundFeatures
-from toymodels.device import derive_seed, make_generator, resolve_device
+from toymodels.device import resolve_device
+from toymodels.measures.cosines import (  # re-exported: the decoder-geometry statistics
+    KNN_KS,
+    CosineStats,
+    decoder_cosine_stats,
+    knn_cosine_quantile_random,
+    pairwise_cosines,
+    random_cosine_standard_errors,
+    random_direction_stats,
+)
 from toymodels.sae.sweep import architecture_frontier, matched_l0, train_sae_sweep
 
-from ..interference import inner_product_tail, pairwise_cosines, random_unit_vectors
 from ..registry import Context, Result, claim, holds_if
 
 __all__ = [
@@ -70,8 +73,6 @@ __all__ = [
     "bound_dictionary_experiment",
 ]
 
-KNN_KS = (1, 10, 100)
-"""The neighbour ranks of seed 000's histograms: 1st, 10th and 100th largest |cos|."""
 
 
 # =============================================================================================
@@ -79,117 +80,16 @@ KNN_KS = (1, 10, 100)
 # =============================================================================================
 
 
-@dataclass
-class CosineStats:
-    """Cosine statistics of I sets of m directions in R^d (one set per instance).
-
-    ``mean`` and ``second_moment`` run over the m(m−1)/2 distinct pairs (the second moment is
-    the variance about the predicted mean 0); ``var`` is the sample variance about the sample
-    mean. ``knn[k]`` (I, m) holds each direction's k-th largest |cos| to the others and
-    ``knn_median[k]`` (I,) its median over the directions.
-    """
-
-    d: int
-    m: int
-    mean: np.ndarray
-    second_moment: np.ndarray
-    var: np.ndarray
-    knn: dict[int, np.ndarray] = field(repr=False)
-    knn_median: dict[int, np.ndarray]
-
-    @property
-    def n_pairs(self) -> int:
-        return self.m * (self.m - 1) // 2
 
 
-def _rows(directions: Any) -> torch.Tensor:
-    """Directions as rows (I, m, d): an SAE's decoder rows, or a tensor (m, d) / (I, m, d)."""
-    if hasattr(directions, "W_dec"):
-        directions = directions.W_dec
-    if not isinstance(directions, torch.Tensor):
-        directions = torch.as_tensor(np.asarray(directions, dtype=np.float64))
-    d = directions.detach()
-    if d.ndim == 2:
-        d = d[None]
-    if d.ndim != 3:
-        raise ValueError(f"directions must be rows shaped (m, d) or (I, m, d), or an SAE; got {tuple(d.shape)}")
-    if d.shape[1] < 2:
-        raise ValueError(f"cosine statistics need m >= 2 directions, got {d.shape[1]}")
-    return d
 
 
-@torch.no_grad()
-def decoder_cosine_stats(directions: Any, ks: Sequence[int] = KNN_KS) -> CosineStats:
-    """Pairwise-cosine statistics of decoder directions (seed 000's comparison with random ones).
-
-    ``directions``: an SAE (its decoder rows ``W_dec``, (I, F, D)), or rows (m, d) / (I, m, d).
-    ``ks``: neighbour ranks; those above m − 1 are skipped. The Gram matrix is computed once per
-    instance (:func:`theory.interference.pairwise_cosines`), in float64.
-    """
-    rows = _rows(directions).double()
-    n_i, m, d = rows.shape
-    ks = sorted({check_int("k", int(k), 1) for k in ks if int(k) <= m - 1})
-    C = pairwise_cosines(rows)  # (I, m, m)
-    off = ~torch.eye(m, dtype=torch.bool, device=C.device)
-    vals = C[:, off]  # (I, m(m−1)): each pair twice, same mean and moments
-    mean = vals.mean(-1)
-    second = vals.square().mean(-1)
-    var = vals.var(-1, correction=0)
-    knn: dict[int, np.ndarray] = {}
-    if ks:
-        A = C.abs().masked_fill(~off, -math.inf)
-        top = A.topk(max(ks), dim=-1).values  # (I, m, kmax), descending
-        for k in ks:
-            knn[k] = top[..., k - 1].cpu().numpy()
-    return CosineStats(
-        d=d,
-        m=m,
-        mean=mean.cpu().numpy(),
-        second_moment=second.cpu().numpy(),
-        var=var.cpu().numpy(),
-        knn=knn,
-        knn_median={k: np.median(v, axis=-1) for k, v in knn.items()},
-    )
 
 
-def random_direction_stats(
-    m: int,
-    d: int,
-    *,
-    n_draws: int = 1,
-    ks: Sequence[int] = KNN_KS,
-    seed: int = 0,
-    device: str | torch.device = "cpu",
-) -> CosineStats:
-    """:func:`decoder_cosine_stats` of ``n_draws`` independent sets of m uniform random unit
-    vectors in R^d (the baseline "random directions" of seed 000), drawn on ``device``."""
-    m, d = check_int("m", m, 2), check_int("d", d, 2)
-    g = make_generator(derive_seed(seed, "random-directions", m, d), resolve_device(device))
-    U = random_unit_vectors(m, d, batch=(check_int("n_draws", n_draws, 1),), generator=g, dtype=torch.float64)
-    return decoder_cosine_stats(U, ks)
 
 
-def random_cosine_standard_errors(m: int, d: int) -> dict[str, float]:
-    """Exact standard errors, for m uniform random unit vectors in R^d, of the mean over the
-    M = m(m−1)/2 pairs of the cosine t ("mean", sqrt(1/(dM))) and of t² ("second_moment",
-    sqrt((3/(d(d+2)) − 1/d²)/M)); the pairs (and their squares) are uncorrelated."""
-    m, d = check_int("m", m, 2), check_int("d", d, 2)
-    M = m * (m - 1) / 2
-    return {"mean": math.sqrt(1 / (d * M)), "second_moment": math.sqrt((3 / (d * (d + 2)) - 1 / d**2) / M)}
 
 
-def knn_cosine_quantile_random(k: int, m: int, d: int, q: float = 0.5) -> float:
-    """The q-quantile of one direction's k-th largest |cos| to the m − 1 others, for m uniform
-    random unit vectors in R^d: the x solving P(Binomial(m − 1, P(|t| > x)) ≤ k − 1) = q
-    (exact: given one vector, the others' |cosines| to it are i.i.d.). Brent's method on [0, 1]."""
-    m, d = check_int("m", m, 2), check_int("d", d, 2)
-    k = check_int("k", k, 1, m - 1)
-    q = check_float("q", q, 0.0, 1.0, lo_open=True, hi_open=True)
-
-    def f(x: float) -> float:
-        return float(scipy.stats.binom.cdf(k - 1, m - 1, inner_product_tail(x, d))) - q
-
-    return float(scipy.optimize.brentq(f, 0.0, 1.0, xtol=1e-12, rtol=1e-12))
 
 
 # =============================================================================================

@@ -26,11 +26,11 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from toymodels import metrics as M
+from toymodels.measures import metrics as M
 from toymodels._validate import check_float, check_int
 from toymodels.data import ModelActivations, SparseFeatures
 from toymodels.device import make_generator, resolve_device
-from toymodels.linalg import random_orthogonal
+from toymodels.measures.linalg import random_orthogonal
 from toymodels.models import ToyModel
 from toymodels.sae import SAE
 from toymodels.sae.sweep import small_seed, train_sae_sweep

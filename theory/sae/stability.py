@@ -31,7 +31,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from toymodels import metrics as M
+from toymodels.measures import metrics as M
 from toymodels.data import FiniteSample, GaussianMixture, UnitCube
 from toymodels.device import make_generator, resolve_device
 from toymodels.experiments import train_tms

@@ -11,7 +11,7 @@ import scipy.optimize
 import sympy as sp
 import torch
 
-from toymodels.analysis import (
+from toymodels.measures.analysis import (
     STICKY_DIMENSIONALITIES,
     dimensions_per_feature,
     feature_dimensionality,

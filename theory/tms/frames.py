@@ -13,8 +13,8 @@ import numpy as np
 import torch
 
 from toymodels._validate import check_choice, check_int
-from toymodels.analysis import STICKY_DIMENSIONALITIES
-from toymodels.linalg import random_orthogonal
+from toymodels.measures.analysis import STICKY_DIMENSIONALITIES
+from toymodels.measures.linalg import random_orthogonal
 
 STICKY_VALUES: tuple[float, ...] = tuple(v for v, _ in STICKY_DIMENSIONALITIES.values())
 """The values of :data:`toymodels.analysis.STICKY_DIMENSIONALITIES` (the one source): 1, 3/4,

@@ -37,7 +37,7 @@ def _one_line(e: BaseException) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from ..train import TrainingDiverged
+    from ..train.loop import TrainingDiverged
 
     parser = build_parser()
     args = parser.parse_args(argv)

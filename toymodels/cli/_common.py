@@ -14,10 +14,10 @@ from typing import Any, Mapping, Sequence
 
 import torch
 
-from .. import configargs
+from . import configargs
 from .._validate import check_int
 from ..device import DEVICE_CHOICES, parse_threads
-from ..train import TrainConfig
+from ..train.loop import TrainConfig
 
 
 EXIT_CODES = ("Exit codes: 0 done; 1 training diverged (NaN/inf; the last good checkpoint is kept); "

@@ -33,7 +33,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from ..runs import load_model
+    from ..train.runs import load_model
     from ..sae.saelens import SAELENS_ARCH, export_saelens
 
     run = Path(args.run_dir)

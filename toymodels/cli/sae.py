@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from .. import configargs
+from . import configargs
 from .._validate import check_choice, check_float, check_int
 from ..models import MODEL_KINDS
 from ..sae import ARCHITECTURES, SAEConfig
@@ -180,7 +180,7 @@ def _tms_model(data: SAEData, seed: int, device: torch.device) -> tuple[Any, dic
     """The toy model for --data tms and what we know of its data (probability, magnitude)."""
     from ..device import derive_seed
     from ..models import TMSConfig, build_model
-    from ..runs import load_model, read_json
+    from ..train.runs import load_model, read_json
 
     if data.tms_run is not None and data.random_weights:
         raise ValueError("give either --tms-run DIR or --random-weights, not both")
@@ -229,7 +229,7 @@ def _tms_model(data: SAEData, seed: int, device: torch.device) -> tuple[Any, dic
 def build_source(data: SAEData, seed: int, device: torch.device) -> tuple[Any, dict[str, Any]]:
     """The data source the flags describe (validated; nothing trained yet) and a summary of
     it for the console (the feature probability used, the toy-model instance)."""
-    from ..data import GaussianMixture, ModelActivations, SparseFeatures, UnitCube
+    from ..data.features import GaussianMixture, ModelActivations, SparseFeatures, UnitCube
     from ..device import derive_seed
 
     dseed = derive_seed(seed, "data")
@@ -237,7 +237,7 @@ def build_source(data: SAEData, seed: int, device: torch.device) -> tuple[Any, d
         n, d = data.n_features or DEFAULT_N_FEATURES, data.d_model or DEFAULT_D_MODEL
         p = data.feature_probability if data.feature_probability is not None else min(1.0, 3.0 / n)
         if data.firing != "constant" or data.hierarchy is not None:
-            from ..hierarchy import HierarchicalFeatures, tree
+            from ..data.hierarchy import HierarchicalFeatures, tree
 
             hier = None
             if data.hierarchy is not None:
@@ -264,7 +264,7 @@ def build_source(data: SAEData, seed: int, device: torch.device) -> tuple[Any, d
             summary["tms_instance"] = data.tms_instance
         return ModelActivations(model, feats), summary
     if data.data == "activations":
-        from ..activations import Activations
+        from ..data.activations import Activations
 
         src = Activations(data.activations, holdout=data.holdout, seed=dseed, device=device)
         if data.d_model is not None and data.d_model != src.dim:
@@ -306,7 +306,7 @@ def _arch_flags(arch: str) -> set[str]:
 # ---------------------------------------------------------------------- run
 def run_sae(args: argparse.Namespace) -> int:
     from ..device import resolve_device, set_threads
-    from ..train import train
+    from ..train.loop import train
     from ..sae import build_sae
     from ..sae.evaluate import evaluate_sae
 
@@ -367,7 +367,7 @@ def run_sae(args: argparse.Namespace) -> int:
         m["feature_probability"] = summary["p"]
     if "tms_instance" in summary:
         m["tms_instance"] = summary["tms_instance"]
-    from ..runs import write_json
+    from ..train.runs import write_json
 
     write_json(out / "metrics.json", m)
     print(f"trained {n_i} {arch} SAE(s), D={cfg.d_model} F={cfg.dict_size}, on {data.data} data, "

@@ -13,7 +13,7 @@ import itertools
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .. import configargs
+from . import configargs
 from .._validate import check_choice, check_float, check_int
 
 SET_BY_SWEEP = ("help", "out", "instances", "resume", "overwrite", "threads", "device", "quiet", "prefetch_elements",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
-from .. import configargs
+from . import configargs
 from .._validate import check_int
 from ..models import TMSConfig
 from . import _common
@@ -53,7 +53,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run_tms(args: argparse.Namespace) -> int:
     from ..device import set_threads
     from ..experiments import train_tms
-    from ..runs import write_json
+    from ..train.runs import write_json
 
     run = _common.run_settings(args)
     sweep = configargs.build(TMSSettings, args)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..linalg import random_orthogonal
+from ..measures.linalg import random_orthogonal
 from .registry import register
 from .relu import ReLUSAE
 

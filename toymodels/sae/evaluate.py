@@ -11,9 +11,9 @@ from typing import Any
 
 import torch
 
-from .. import metrics as M
+from ..measures import metrics as M
 from .._validate import check_float, check_int
-from ..data import ModelActivations, SparseFeatures
+from ..data.features import ModelActivations, SparseFeatures
 
 
 def ground_truth_directions(source: Any) -> torch.Tensor | None:

@@ -29,12 +29,12 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from .. import metrics as M
+from ..measures import metrics as M
 from .._validate import check_int
-from ..data import ModelActivations, SparseFeatures
+from ..data.features import ModelActivations, SparseFeatures
 from ..device import derive_seed, resolve_device
 from ..models import ToyModel, build_model
-from ..train import TrainConfig, train
+from ..train.loop import TrainConfig, train
 from . import SAE, SAEConfig, build_sae, evaluate_sae
 from .config import K_ARCHS
 

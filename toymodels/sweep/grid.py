@@ -34,7 +34,7 @@ TRAIN_SET_BY_SWEEP = ("quiet", "prefetch_elements")
 
 
 def _train_keys() -> tuple[str, ...]:
-    from ..train import TrainConfig
+    from ..train.loop import TrainConfig
 
     return tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name not in TRAIN_SET_BY_SWEEP)
 
@@ -50,7 +50,7 @@ def tms_point(values: Mapping[str, Any]) -> dict[str, Any]:
     (ValueError naming the field)."""
     from .._validate import check_float, check_int
     from ..models import TMSConfig
-    from ..train import TrainConfig
+    from ..train.loop import TrainConfig
 
     v = {**TMS_DEFAULTS, **values}
     model = TMSConfig(**{TMS_MODEL_KEYS[k]: v[k] for k in TMS_MODEL_KEYS if k in v},

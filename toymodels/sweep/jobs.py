@@ -123,7 +123,7 @@ def _one_thread(device: torch.device) -> Iterator[None]:
 
 
 def _train_config(cfg: dict[str, Any]) -> Any:
-    from ..train import TrainConfig
+    from ..train.loop import TrainConfig
 
     t = dict(cfg["train"])
     t["betas"] = tuple(t.get("betas", (0.9, 0.999)))
@@ -139,7 +139,7 @@ def run_job(job: dict[str, Any], out: str | Path, device: str = "auto") -> list[
     error. A job that raises fails alone: its rows carry the error line, and its
     results.json records them (a failed point is tried again by the next run)."""
     from ..device import resolve_device
-    from ..runs import write_json
+    from ..train.runs import write_json
 
     folder = Path(out) / "jobs" / job["id"]
     points = [(pid, cfg) for pid, cfg in job["points"]]
@@ -200,8 +200,8 @@ def _fit(model: Any, source: Any, tcfg: Any, folder: Path, desc: str) -> Any:
     """Train into the job's folder: resume from its checkpoint when an interrupted run of
     this job left one (same job id: same points and settings; the trainer refuses anything
     else, and then the job starts over)."""
-    from ..runs import RunFolderError
-    from ..train import train
+    from ..train.runs import RunFolderError
+    from ..train.loop import train
 
     if any(folder.glob("checkpoint*.pt")):
         try:
@@ -236,13 +236,13 @@ def _streams(configs: Sequence[dict[str, Any]], key: Any, make: Any) -> Any:
 
 
 def _run_tms(configs: list[dict[str, Any]], folder: Path, dev: torch.device) -> list[dict[str, Any]]:
-    from ..data import SparseFeatures
+    from ..data.features import SparseFeatures
     from ..device import derive_seed
-    from ..analysis import feature_dimensionality
+    from ..measures.analysis import feature_dimensionality
     from ..experiments import tms_metrics
     from ..models import TMSConfig, build_model, importance_vector
-    from ..runs import write_json
-    from ..train import evaluate
+    from ..train.runs import write_json
+    from ..train.loop import evaluate
 
     c0 = configs[0]
     n_real = len(configs)
@@ -285,7 +285,7 @@ def _run_tms(configs: list[dict[str, Any]], folder: Path, dev: torch.device) -> 
 
 def sae_source(data: dict[str, Any], seed: int, device: torch.device) -> Any:
     """The one-instance source ``toymodels sae --data ...`` uses for ``seed``."""
-    from ..data import GaussianMixture, SparseFeatures, UnitCube
+    from ..data.features import GaussianMixture, SparseFeatures, UnitCube
     from ..device import derive_seed
 
     dseed = derive_seed(seed, "data")
@@ -307,9 +307,9 @@ def _sae_config(c: dict[str, Any], n_i: int, l1: Any, k: Any) -> Any:
 
 
 def _run_sae(configs: list[dict[str, Any]], folder: Path, dev: torch.device) -> list[dict[str, Any]]:
-    from ..runs import write_json
+    from ..train.runs import write_json
     from ..sae import build_sae, evaluate_sae, ground_truth_directions
-    from ..train import evaluate
+    from ..train.loop import evaluate
 
     c0 = configs[0]
     n_real = len(configs)

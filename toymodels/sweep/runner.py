@@ -200,7 +200,7 @@ def memory_cap(config: dict[str, Any], device: str = "auto") -> int:
     """At most :data:`MAX_PACK` points, and no more instances than the trainer fits in one
     chunk of half the free memory (the trainer's estimate, :func:`toymodels.train.bytes_per_instance`)."""
     from ..device import resolve_device
-    from ..train import available_memory_bytes, bytes_per_instance
+    from ..train.loop import available_memory_bytes, bytes_per_instance
     from .jobs import _sae_config
 
     dev = resolve_device(device)

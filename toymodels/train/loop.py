@@ -37,14 +37,14 @@ from typing import Any, Callable, Iterator
 import torch
 from tqdm.auto import tqdm
 
-from ._validate import check_choice, check_float, check_int, check_nonneg, check_positive
+from .._validate import check_choice, check_float, check_int, check_nonneg, check_positive
 from .accel.fused import FUSED_STEP_MODES, FusedTMSStep, use_fused_step
 from .accel.graphs import CUDA_GRAPH_MODES, WARMUP_STEPS, GraphedStep, side_stream, use_cuda_graph
 from .accel.precision import MATMUL_PRECISIONS, GradDtypeGuard, bf16_grad_error, check_bf16, matmul_precision
-from .activations import as_source
-from .data import check_compatible
+from ..data.activations import as_source
+from ..data.features import check_compatible
 from .datathread import DATA_THREAD_MODES, BlockFeed, check_data_thread, step_threads, use_data_thread
-from .protocols import (
+from ..protocols import (
     MODEL_MEMBERS,
     STREAM_SOURCE_MEMBERS,
     AfterStep,
@@ -905,7 +905,7 @@ def _hand_back_streams(source: Any, chunk_states: list[tuple[_Chunk, Any]]) -> N
         if parent.ndim == 1 or parent.shape[0] == 1:
             source.set_state(states[-1])
             return
-    from .data import STREAM_BLOCK
+    from ..data.features import STREAM_BLOCK
 
     n_inst = int(source.n_instances)
     if parent.ndim != 2 or parent.shape[0] != -(-n_inst // STREAM_BLOCK):

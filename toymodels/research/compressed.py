@@ -42,9 +42,9 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from ._validate import check_float, check_int, check_seed
-from .data import Source, _instance_index
-from .device import derive_seed, make_generator, resolve_device
+from .._validate import check_float, check_int, check_seed
+from ..data.features import Source, _instance_index
+from ..device import derive_seed, make_generator, resolve_device
 
 Layer = Callable[[str, torch.Tensor], torch.Tensor]
 """``layer(name, a)``: the product of the weight matrix ``name`` (I, out, in) with inputs
@@ -490,7 +490,7 @@ def bigram_capacity(
     width through :func:`toymodels.train.train`; the capacity at M is the most bigrams stored
     over the K grid (each K keeping its best seed). Instance j's task comes from
     (``seed``, j): its known bigrams are the first K of one random order of the T² pairs."""
-    from .train import TrainConfig, train as train_model
+    from ..train.loop import TrainConfig, train as train_model
 
     cfg_train = train if train is not None else TrainConfig(steps=1500, batch_size=256, lr=3e-3, schedule="cosine",
                                                             final_lr_fraction=0.1, quiet=True, eval_samples=2048)

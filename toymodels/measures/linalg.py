@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from ._validate import check_int
+from .._validate import check_int
 
 
 def random_orthogonal(

@@ -83,7 +83,7 @@ def functional_step(
 
 def ineligible(model: Any, opt: torch.optim.Optimizer, device: torch.device) -> str | None:
     """Why a step of ``model`` with ``opt`` on ``device`` cannot be graphed, or None."""
-    from ..protocols import AfterStep, AttachesOptimizer, BeforeStep
+    from ...protocols import AfterStep, AttachesOptimizer, BeforeStep
 
     if device.type != "cuda":
         return f"CUDA graphs need a CUDA device; the model is on {device.type}"

@@ -42,10 +42,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._validate import check_float, check_int, check_nonneg, check_positive, check_seed
-from .data import UnitCube
-from .device import derive_seed, make_generator
-from .train import TrainConfig, TrainResult, train
+from .._validate import check_float, check_int, check_nonneg, check_positive, check_seed
+from ..data.features import UnitCube
+from ..device import derive_seed, make_generator
+from ..train.loop import TrainConfig, TrainResult, train
 
 
 # ====================================================================== targets

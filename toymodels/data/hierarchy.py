@@ -39,9 +39,9 @@ from typing import Any, Sequence
 
 import torch
 
-from ._validate import check_choice, check_float, check_int
-from .data import SparseFeatures
-from .device import derive_seed, make_generator
+from .._validate import check_choice, check_float, check_int
+from .features import SparseFeatures
+from ..device import derive_seed, make_generator
 
 FIRING = ("constant", "zipf")
 MAGNITUDE_DISTRIBUTIONS = ("exponential", "folded-normal")

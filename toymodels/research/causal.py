@@ -71,7 +71,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
-from ._validate import check_int
+from .._validate import check_int
 
 __all__ = [
     "CausalModel", "Alignment", "AlignedVariable", "IIAResult", "Verification", "Explanation",

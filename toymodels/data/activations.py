@@ -36,8 +36,8 @@ from typing import Any
 
 import torch
 
-from ._validate import check_float, check_int, check_seed
-from .device import make_generator, resolve_device
+from .._validate import check_float, check_int, check_seed
+from ..device import make_generator, resolve_device
 
 EXTENSIONS = (".npy", ".pt", ".safetensors")
 SAFETENSORS_KEY = "activations"

@@ -29,7 +29,7 @@ from typing import Any
 
 import torch
 
-from ._validate import (
+from .._validate import (
     as_instance_tensor,
     check_choice,
     check_float,
@@ -38,8 +38,8 @@ from ._validate import (
     check_seed,
     check_tensor_range,
 )
-from .linalg import random_orthogonal
-from .device import derive_seed, make_generator, resolve_device
+from ..measures.linalg import random_orthogonal
+from ..device import derive_seed, make_generator, resolve_device
 
 MAGNITUDES = ("uniform", "constant", "signed")
 

@@ -350,7 +350,7 @@ def load_model(run_dir: str | Path, device: str | torch.device = "cpu") -> torch
     family = spec.get("family", "tms")
     try:
         if family == "tms":
-            from .models import TMSConfig, model_from_spec
+            from ..models import TMSConfig, model_from_spec
 
             known = set(TMSConfig.__dataclass_fields__) | {"family", "seed"}
             unknown = sorted(set(spec) - known)
@@ -358,7 +358,7 @@ def load_model(run_dir: str | Path, device: str | torch.device = "cpu") -> torch
                 raise ValueError(f"unknown model setting(s) {unknown}; known: {sorted(known)}")
             model = model_from_spec(spec, device=device)
         elif family == "sae":
-            from .sae import sae_from_spec
+            from ..sae import sae_from_spec
 
             model = sae_from_spec(spec, device=device)
         else:

@@ -53,10 +53,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from ._validate import check_float, check_int, check_nonneg, check_seed
-from .data import FeatureDrivenSource, SparseFeatures, _instance_index
-from .device import derive_seed, make_generator, resolve_device
-from .linalg import random_orthogonal
+from .._validate import check_float, check_int, check_nonneg, check_seed
+from ..data.features import FeatureDrivenSource, SparseFeatures, _instance_index
+from ..device import derive_seed, make_generator, resolve_device
+from ..measures.linalg import random_orthogonal
 
 __all__ = [
     "ConnectionsConfig", "TwoLayerToy", "build_two_layer", "LayerActivations", "layer_source", "paired_latents",
