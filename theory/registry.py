@@ -24,6 +24,14 @@ Statuses and the verdicts each allows (:data:`VERDICTS_BY_STATUS`):
   (it no longer does)
 - ``question``: an open question the check measures and reports, with no claimed answer -> ``open``
 
+A check that optimises or trains is registered with ``searches=True``. Its verdict must not follow
+the last bits of a float or a search that got stuck: :func:`run_claim` recomputes it on fresh
+seeds (:data:`STABILITY_SEED_OFFSET`) unless the check reports its own ``budget_stable`` (for
+example the verdict at twice its budget), and where the two verdicts disagree the record's verdict
+is ``inconclusive`` (allowed for every status but ``question``) and ``budget_stable`` is false:
+counted in the report, never a silent flip. Checks that neither optimise nor train record
+``budget_stable`` as null.
+
 A check that raises, or returns a verdict its status does not allow, is an error: it is recorded
 as ``fails`` with ``detail`` starting ``check raised``. :func:`is_failure` is the report's
 exit-1 rule: an error, a proven or exact claim whose verdict is not ``holds``, or a verdict its
@@ -38,7 +46,7 @@ import re
 import time
 import traceback
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping
 
 import numpy as np
@@ -46,20 +54,24 @@ import torch
 
 from toymodels.train.runs import jsonable
 
+INCONCLUSIVE = "inconclusive"
+"""The verdict of a searching check whose verdict changed with fresh seeds or a larger budget."""
 VERDICTS_BY_STATUS: dict[str, tuple[str, ...]] = {
-    "proven": ("holds", "fails"),
-    "exact": ("holds", "fails"),
-    "empirical": ("holds", "fails"),
-    "conjecture": ("open", "counterexample"),
-    "refuted": ("counterexample", "fails"),
+    "proven": ("holds", "fails", INCONCLUSIVE),
+    "exact": ("holds", "fails", INCONCLUSIVE),
+    "empirical": ("holds", "fails", INCONCLUSIVE),
+    "conjecture": ("open", "counterexample", INCONCLUSIVE),
+    "refuted": ("counterexample", "fails", INCONCLUSIVE),
     "question": ("open",),
 }
 STATUSES = tuple(VERDICTS_BY_STATUS)
-VERDICTS = ("holds", "fails", "open", "counterexample")
+VERDICTS = ("holds", "fails", "open", "counterexample", INCONCLUSIVE)
+STABILITY_SEED_OFFSET = 1_000_003
+"""A searching check is rerun with ``seed + STABILITY_SEED_OFFSET`` to test its verdict."""
 MUST_HOLD = ("proven", "exact")
 """Statuses whose every verdict other than ``holds`` makes the report exit 1."""
 BUDGETS = ("tiny", "default", "thorough")
-RECORD_KEYS = ("id", "status", "verdict", "predicted", "observed", "tolerance", "detail", "seconds")
+RECORD_KEYS = ("id", "status", "verdict", "predicted", "observed", "tolerance", "detail", "seconds", "budget_stable")
 """The keys of one record in ``python -m theory --json`` (a contract)."""
 ID_PATTERN = re.compile(r"^([a-z][a-z0-9_]*)\.([a-z][a-z0-9_]*)$")
 """A claim ID: ``<topic>.<name>``, lower-case words joined by underscores."""
@@ -97,6 +109,9 @@ class Result:
     observed: Any
     tolerance: Any
     detail: str
+    budget_stable: bool | None = None
+    """Set by a searching check that tested its own verdict (e.g. at twice its budget); None lets
+    :func:`run_claim` rerun it on fresh seeds (``searches=True`` claims only)."""
 
 
 @dataclass
@@ -109,6 +124,8 @@ class Record:
     tolerance: Any
     detail: str
     seconds: float = 0.0
+    budget_stable: bool | None = None
+    """Searching checks: whether the verdict survived fresh seeds / a larger budget (else null)."""
 
     def as_json(self) -> dict[str, Any]:
         """The record as JSON-safe values under :data:`RECORD_KEYS`."""
@@ -121,6 +138,7 @@ class Record:
             "tolerance": jsonable(self.tolerance),
             "detail": self.detail,
             "seconds": round(self.seconds, 3),
+            "budget_stable": self.budget_stable,
         }
 
 
@@ -133,6 +151,8 @@ class Claim:
     check: Callable[[Context], Result] = field(repr=False)
     module: str = ""
     """The module that registered the claim (its topic is the part after ``theory.``)."""
+    searches: bool = False
+    """The check optimises or trains: its verdict is tested for stability (:func:`run_claim`)."""
 
     @property
     def topic(self) -> str:
@@ -142,8 +162,9 @@ class Claim:
 CLAIMS: dict[str, Claim] = {}
 
 
-def claim(id: str, *, status: str, statement: str, source: str) -> Callable:
-    """Register ``check`` under ``id`` (``<topic>.<name>``) with its status, statement and source."""
+def claim(id: str, *, status: str, statement: str, source: str, searches: bool = False) -> Callable:
+    """Register ``check`` under ``id`` (``<topic>.<name>``) with its status, statement and source;
+    ``searches=True`` for a check that optimises or trains (its verdict is tested for stability)."""
     if status not in STATUSES:
         raise ValueError(f"status must be one of {STATUSES}, got {status!r}")
     if not ID_PATTERN.match(id):
@@ -154,7 +175,8 @@ def claim(id: str, *, status: str, statement: str, source: str) -> Callable:
     def register(check: Callable[[Context], Result]) -> Callable[[Context], Result]:
         if id in CLAIMS:
             raise ValueError(f"claim {id!r} registered twice")
-        CLAIMS[id] = Claim(id, status, " ".join(statement.split()), " ".join(source.split()), check, check.__module__)
+        CLAIMS[id] = Claim(id, status, " ".join(statement.split()), " ".join(source.split()), check, check.__module__,
+                           bool(searches))
         return check
 
     return register
@@ -208,16 +230,40 @@ def load_all() -> dict[str, Claim]:
     return dict(sorted(CLAIMS.items(), key=lambda kv: order.get(kv[1].topic, len(order))))
 
 
+def _checked(c: Claim, ctx: Context) -> Result:
+    r = c.check(ctx)
+    if r.verdict not in allowed_verdicts(c.status):
+        raise ValueError(f"check returned verdict {r.verdict!r}, not allowed for status {c.status!r} "
+                         f"(allowed: {', '.join(allowed_verdicts(c.status))})")
+    return r
+
+
+def stability_context(ctx: Context) -> Context:
+    """The context of a searching check's second opinion: the same budget and device, fresh seeds."""
+    return replace(ctx, seed=ctx.seed + STABILITY_SEED_OFFSET)
+
+
 def run_claim(c: Claim, ctx: Context) -> Record:
     """Run one check; an exception or a verdict its status forbids becomes a ``fails`` record
-    with the message in ``detail`` (never hidden)."""
+    with the message in ``detail`` (never hidden). A searching claim's verdict is recomputed on
+    fresh seeds (unless the check reported ``budget_stable`` itself); two different verdicts make
+    it ``inconclusive``, with both named in ``detail``."""
     t0 = time.perf_counter()
     try:
-        r = c.check(ctx)
-        if r.verdict not in allowed_verdicts(c.status):
-            raise ValueError(f"check returned verdict {r.verdict!r}, not allowed for status {c.status!r} "
-                             f"(allowed: {', '.join(allowed_verdicts(c.status))})")
-        rec = Record(c.id, c.status, r.verdict, r.predicted, r.observed, r.tolerance, r.detail)
+        r = _checked(c, ctx)
+        stable, detail, verdict = r.budget_stable, r.detail, r.verdict
+        if c.searches and stable is None and verdict != INCONCLUSIVE:
+            ctx2 = stability_context(ctx)
+            again = _checked(c, ctx2)
+            stable = again.verdict == verdict
+            if not stable:
+                detail = (f"{INCONCLUSIVE}: {verdict} at seed {ctx.seed}, {again.verdict} at seed {ctx2.seed} "
+                          f"(the search decides the verdict). At seed {ctx.seed}: {r.detail}")
+        if c.searches and stable is False:
+            verdict = INCONCLUSIVE
+        if not c.searches and stable is not None:
+            raise ValueError("check reported budget_stable but its claim is not registered with searches=True")
+        rec = Record(c.id, c.status, verdict, r.predicted, r.observed, r.tolerance, detail, budget_stable=stable)
     except Exception as e:  # noqa: BLE001 - reported, not swallowed
         tb = traceback.format_exc(limit=3).strip().splitlines()[-1]
         rec = Record(c.id, c.status, "fails", None, None, None, f"{ERROR_PREFIX}{type(e).__name__}: {e} ({tb})")

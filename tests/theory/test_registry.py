@@ -90,10 +90,43 @@ def _fake(status, verdict=None, raises=False):
 
 
 def test_verdicts_by_status():
-    assert allowed_verdicts("proven") == allowed_verdicts("exact") == ("holds", "fails")
-    assert allowed_verdicts("empirical") == ("holds", "fails")
-    assert allowed_verdicts("conjecture") == ("open", "counterexample")
-    assert allowed_verdicts("refuted") == ("counterexample", "fails")
+    assert allowed_verdicts("proven") == allowed_verdicts("exact") == ("holds", "fails", "inconclusive")
+    assert allowed_verdicts("empirical") == ("holds", "fails", "inconclusive")
+    assert allowed_verdicts("conjecture") == ("open", "counterexample", "inconclusive")
+    assert allowed_verdicts("refuted") == ("counterexample", "fails", "inconclusive")
+    assert allowed_verdicts("question") == ("open",)
+
+
+def _searching(check):
+    return R.Claim("topic.search", "empirical", "a searching fake claim", "none", check, "theory.topic", True)
+
+
+def test_a_verdict_that_follows_the_seed_is_inconclusive():
+    """The negative control of issue 19 item 3: a stuck search (its verdict set by the seed)
+    is reported as inconclusive with both verdicts named, never as the first one."""
+    flips = _searching(lambda ctx: Result("holds" if ctx.seed == 0 else "fails", 1.0, 1.0, 0.0, "d"))
+    rec = run_claim(flips, Context(budget="tiny"))
+    assert rec.verdict == "inconclusive" and rec.budget_stable is False
+    assert "holds at seed 0" in rec.detail and "fails at seed" in rec.detail
+    assert rec.as_json()["budget_stable"] is False and list(rec.as_json()) == list(R.RECORD_KEYS)
+
+
+def test_a_stable_search_keeps_its_verdict_and_says_so():
+    calls = []
+    steady = _searching(lambda ctx: calls.append(ctx.seed) or Result("fails", 1.0, 2.0, 0.0, "d"))
+    rec = run_claim(steady, Context(budget="tiny", seed=3))
+    assert rec.verdict == "fails" and rec.budget_stable is True
+    assert calls == [3, 3 + R.STABILITY_SEED_OFFSET]  # the second opinion ran on fresh seeds
+
+
+def test_a_check_may_test_its_own_stability():
+    own = _searching(lambda ctx: Result("holds", 1.0, 1.0, 0.0, "d", budget_stable=False))
+    assert run_claim(own, Context(budget="tiny")).verdict == "inconclusive"
+    plain = _fake("empirical", "holds")
+    assert run_claim(plain, Context(budget="tiny")).budget_stable is None
+    lying = R.Claim("topic.fake", "empirical", "s", "none",
+                    lambda ctx: Result("holds", 1, 1, 0, "d", budget_stable=True), "theory.topic")
+    assert run_claim(lying, Context(budget="tiny")).detail.startswith(R.ERROR_PREFIX)
 
 
 @pytest.mark.parametrize("status,verdict", [("exact", "counterexample"), ("proven", "open"),
