@@ -113,6 +113,9 @@ def sweep_probabilities(values: Sequence[float], n: int) -> torch.Tensor:
     for name, v in zip(("P", "P_LAST"), values):
         if len(values) == 2 and not 0 < float(v) <= 1:
             raise ValueError(f"--feature-probability {name} must be in (0, 1] to be log-spaced, got {v}")
+        if float(v) == 0:  # would train on zeros and report a "converged" model with a geometry
+            raise ValueError("--feature-probability must be in (0, 1]: with p = 0 no feature ever fires and there "
+                             "is nothing to learn")
     return torch.tensor(sweep_values(values, n, "--feature-probability"), dtype=torch.float32)
 
 

@@ -23,7 +23,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "export",
         help="export a trained SAE run (e.g. to SAELens)",
         description="Write every instance of an SAE run folder in another library's format.",
-        epilog=_common.EXIT_CODES,
+        epilog="Exit codes: 0 exported; 2 bad input: not an SAE run folder, an architecture without an "
+        "equivalent, or an unusable --out (one line, nothing written).",
     )
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run folder written by `toymodels sae`")
     p.add_argument("--format", choices=FORMATS, default="saelens", help="the output format (default saelens)")

@@ -139,6 +139,7 @@ SAE_ALIASES = {"jumprelu_init_threshold": ["--jumprelu-init-threshold"]}
 SAE_METAVARS = {"l1_coefficient": ("L", "L_LAST"), "k": ("K", "K_LAST")}
 SAE_DEFAULTS = {"dict_size": None, "l1_coefficient": [0.1], "k": None}
 SAE_HELPS = {
+    "arch": f"Architecture, one of {', '.join(ARCHITECTURES)} (toymodels.sae.ARCHITECTURES; default relu).",
     "dict_size": "F latents (default 4 * D).",
     "k": "topk/batchtopk: active latents per sample, one value or two log-spaced across instances (default 8).",
     "l1_coefficient": "Sparsity coefficient (L1; L0 for jumprelu): one value, or two log-spaced across instances (default 0.1).",
@@ -348,7 +349,8 @@ def run_sae(args: argparse.Namespace) -> int:
 
     def metrics(model: Any) -> dict[str, Any]:
         m = evaluate_sae(model, source, n_samples=tcfg.eval_samples)
-        m["l1_coefficient"] = list(cfg.per_instance("l1_coefficient"))
+        if arch not in k_archs():  # a k-sparse SAE has no sparsity penalty: record none
+            m["l1_coefficient"] = list(cfg.per_instance("l1_coefficient"))
         if k is not None:
             m["k"] = list(k)
         m["data"] = data.data
@@ -372,7 +374,7 @@ def run_sae(args: argparse.Namespace) -> int:
     write_json(out / "metrics.json", m)
     print(f"trained {n_i} {arch} SAE(s), D={cfg.d_model} F={cfg.dict_size}, on {data.data} data, "
           f"{tcfg.steps} steps on {result.device} in {result.train_seconds:.2f} s ({threads} thread(s))")
-    sweep = "k" if k is not None else "l1"
+    sweep = "k" if k is not None else ("l0 coef" if arch == "jumprelu" else "l1")
     head = f"{'inst':>4} {sweep:>9} {'l0':>8} {'fvu':>8} {'shrink':>7} {'dead':>6}"
     has_truth = "mmcs" in m
     print(head + (f" {'mmcs':>6} {'mcc':>6}" if has_truth else ""))

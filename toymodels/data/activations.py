@@ -197,6 +197,11 @@ class Activations:
         n, d = int(x.shape[0]), int(x.shape[1])
         if n < 2 or d < 1:
             raise ValueError(f"{name}: shape {tuple(x.shape)}; need at least 2 rows and 1 column")
+        if d > n:  # (D, N) saved instead of (N, D): would otherwise read as N-dimensional activations
+            raise ValueError(
+                f"{name}: shape {tuple(x.shape)} has more columns than rows; activations are (N samples, D dims) "
+                f"with many more samples than dims: the array looks transposed (save x.T)"
+            )
         if _check:
             _check_values(x, name, self.chunk_rows)
         self._x = x

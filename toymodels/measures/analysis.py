@@ -6,6 +6,8 @@ tracking and returns detached tensors (no ``grad_fn``): pass ``model.W`` directl
 """
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 # Fractional dimensionalities that trained models stick to, and the tight frame behind each
@@ -72,12 +74,14 @@ def feature_dimensionality(W: torch.Tensor) -> torch.Tensor:
     return torch.where(safe & (sq_norm > 0), sq_norm / denom.clamp_min(1e-30), torch.zeros_like(sq_norm))
 
 
-def interference_groups(W: torch.Tensor, threshold: float = 0.1, norm_threshold: float = 0.1) -> list[list[int]]:
+def interference_groups(W: torch.Tensor, threshold: float = 0.1, norm_threshold: float = 0.1) -> list[Any]:
     """Connected groups of represented features (||W_i|| > norm_threshold) whose unit
-    directions overlap, |Ŵ_i · Ŵ_j| > threshold. W is one (M, N) matrix."""
+    directions overlap, |Ŵ_i · Ŵ_j| > threshold. W is one (M, N) matrix, or a batch
+    (..., M, N) such as a model's (I, M, N) weights: then one list of groups per matrix,
+    nested like the batch axes (as :func:`feature_dimensionality` keeps them)."""
     W = _weights(W)
-    if W.ndim != 2:
-        raise ValueError(f"W must be one (M, N) matrix, got shape {tuple(W.shape)}")
+    if W.ndim > 2:
+        return [interference_groups(w, threshold, norm_threshold) for w in W]
     norms = feature_norms(W)
     u = _unit_columns(W)
     adj = ((u.T @ u).abs() > threshold).cpu()
@@ -101,11 +105,14 @@ def interference_groups(W: torch.Tensor, threshold: float = 0.1, norm_threshold:
 
 def classify_geometry(
     W: torch.Tensor, tol: float = 0.05, threshold: float = 0.1, norm_threshold: float = 0.1
-) -> list[str]:
+) -> list[Any]:
     """A label per feature of one (M, N) matrix: 'not represented' (||W_i|| ≤ norm_threshold),
     one of :data:`STICKY_DIMENSIONALITIES` when D_i is within ``tol`` of d/k *and* the feature's
-    interference group has k members, else 'other'."""
+    interference group has k members, else 'other'. A batch (..., M, N), such as a model's
+    (I, M, N) weights, gives one list of labels per matrix, nested like the batch axes."""
     W = _weights(W)
+    if W.ndim > 2:
+        return [classify_geometry(w, tol, threshold, norm_threshold) for w in W]
     dims = feature_dimensionality(W).cpu().tolist()
     norms = feature_norms(W).cpu().tolist()
     size = {i: len(g) for g in interference_groups(W, threshold, norm_threshold) for i in g}
