@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from toymodels import SparseFeatures, TMSConfig, TrainingDiverged, build_model
-import toymodels.train.loop as train_module
+import toymodels.train.steps.fused as fused_strategy
 from toymodels.train.accel import FusedTMSStep, functional_step, matmul_precision, use_cuda_graph
 from toymodels.train.accel.fused import use_fused_step
 from toymodels.train.accel.graphs import ineligible, lean_state
@@ -227,7 +227,7 @@ def eager_fused(monkeypatch):
             kw["compile"] = False
             super().__init__(model, config, **kw)
 
-    monkeypatch.setattr(train_module, "FusedTMSStep", Eager)
+    monkeypatch.setattr(fused_strategy, "FusedTMSStep", Eager)
 
 
 @pytest.mark.parametrize("optimizer,wd,schedule", [("adam", 0.0, "cosine"), ("adamw", 0.05, "constant")])

@@ -46,8 +46,9 @@ def _state(model):
 def _child(write_fd: int, kind: str, per_chunk, out: Path) -> None:
     """The forked child: train into ``out``, writing a line per checkpoint to the pipe."""
     import toymodels.train.loop as T
+    import toymodels.train.steps.eager as E  # where the trainer's eager step calls optimizer_step
 
-    real_save, real_step = T.save_checkpoint, T.optimizer_step
+    real_save, real_step = T.save_checkpoint, E.optimizer_step
 
     def save(path, state):
         real_save(path, state)
@@ -57,7 +58,7 @@ def _child(write_fd: int, kind: str, per_chunk, out: Path) -> None:
         time.sleep(0.004)  # pacing only, so that the kill lands mid-run
         return real_step(*a, **k)
 
-    T.save_checkpoint, T.optimizer_step = save, step
+    T.save_checkpoint, E.optimizer_step = save, step
     model, source, config = build(kind, per_chunk)
     T.train(model, source, config, out)
     os.write(write_fd, b"finished\n")

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import toymodels.train.loop as T
+import toymodels.train.memory as memory
 from toymodels import SparseFeatures, TMSConfig, build_model
 from toymodels.train.runs import load_model
 from toymodels.train import TrainConfig, TrainingDiverged, best_of, train
@@ -191,9 +192,9 @@ def test_instances_per_chunk_follows_memory(monkeypatch):
     m, _ = _fresh(n_inst=10)
     cfg = TrainConfig(batch_size=1024)
     per = T.bytes_per_instance(m, 1024)
-    monkeypatch.setattr(T, "available_memory_bytes", lambda device: int(per * 6.5))  # budget: half
+    monkeypatch.setattr(memory, "available_memory_bytes", lambda device: int(per * 6.5))  # budget: half
     assert T.instances_per_chunk(m, cfg, torch.device("cpu")) == 3
-    monkeypatch.setattr(T, "available_memory_bytes", lambda device: 10**15)
+    monkeypatch.setattr(memory, "available_memory_bytes", lambda device: 10**15)
     assert T.instances_per_chunk(m, cfg, torch.device("cpu")) == 10
 
 
@@ -440,7 +441,7 @@ def test_damaged_checkpoint_is_one_line(tmp_path, content):
 
 # ---------------------------------------------------------------------- memory (issue 8 #7)
 def test_a_batch_that_cannot_fit_names_batch_size(tmp_path, monkeypatch):
-    monkeypatch.setattr(T, "available_memory_bytes", lambda device: 2 * T.bytes_per_instance(_tiny()[0], 1000))
+    monkeypatch.setattr(memory, "available_memory_bytes", lambda device: 2 * T.bytes_per_instance(_tiny()[0], 1000))
     with pytest.raises(ValueError, match=r"batch_size = 100000 does not fit.*--batch-size\) to at most about") as err:
         train(*_tiny(), TrainConfig(**{**TINY, "batch_size": 100000}), tmp_path / "run")
     assert "\n" not in str(err.value)
@@ -458,12 +459,12 @@ def test_evaluation_is_chunked_and_equal(monkeypatch):
     torch.testing.assert_close(parts, full, rtol=1e-6, atol=0)
     assert torch.equal(s.sample(3), s2.sample(3))  # the source ends in the same state
     per = T.bytes_per_instance(m, T.EVAL_BATCH)
-    monkeypatch.setattr(T, "available_memory_bytes", lambda device: int(4 * per * 2.5))  # budget: 2.5 per
+    monkeypatch.setattr(memory, "available_memory_bytes", lambda device: int(4 * per * 2.5))  # budget: 2.5 per
     assert T.eval_plan(m, TrainConfig(), torch.device("cpu")) == (T.EVAL_BATCH, 2)
     # 1000 instances with their own streams: a chunk's eval data must fit too -> smaller batches
     big, src = build_model(TMSConfig(5, 2, 1000)), SparseFeatures(5, 0.05, 1000)
     per_big = T.bytes_per_instance(big, 1024)
-    monkeypatch.setattr(T, "available_memory_bytes", lambda device: int(2 * per_big * 300))  # 300 instances train at once
+    monkeypatch.setattr(memory, "available_memory_bytes", lambda device: int(2 * per_big * 300))  # 300 instances train at once
     batch, at_once = T.eval_plan(big, TrainConfig(), torch.device("cpu"), src)
     assert batch < T.EVAL_BATCH and 2 * 300 * batch * 12 * 5 <= per_big * 300
     assert T.eval_plan(big, TrainConfig(), torch.device("cpu"))[0] == T.EVAL_BATCH  # a shared source: no data term
@@ -494,7 +495,7 @@ def test_short_memory_chunks_training_and_evaluation(monkeypatch):
     (it used to train and then fail allocating the unchunked evaluation)."""
     m, s = _tiny(n_inst=5)
     per = T.bytes_per_instance(m, 32)
-    monkeypatch.setattr(T, "available_memory_bytes", lambda device: int(2 * per * 2.5))
+    monkeypatch.setattr(memory, "available_memory_bytes", lambda device: int(2 * per * 2.5))
     r = train(m, s, TrainConfig(**{**TINY, "eval_samples": 4096}))
     assert r.chunks == 3 and torch.isfinite(r.final_loss).all() and r.final_loss.shape == (5,)
 
@@ -502,7 +503,7 @@ def test_short_memory_chunks_training_and_evaluation(monkeypatch):
 def test_resume_keeps_its_chunking_or_refuses_when_it_no_longer_fits(tmp_path, monkeypatch):
     train(*_tiny(n_inst=4), TrainConfig(**TINY), tmp_path)
     per = T.bytes_per_instance(_tiny()[0], TINY["batch_size"])
-    monkeypatch.setattr(T, "available_memory_bytes", lambda device: int(2 * per * 2.5))  # 2 instances fit now
+    monkeypatch.setattr(memory, "available_memory_bytes", lambda device: int(2 * per * 2.5))  # 2 instances fit now
     with pytest.raises(ValueError, match="train 4 instances at once, but only 2 fit"):
         train(*_tiny(n_inst=4), TrainConfig(**{**TINY, "steps": 30}), tmp_path, resume=True)
 

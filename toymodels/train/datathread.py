@@ -82,7 +82,9 @@ def use_data_thread(
     another device, where kernels already run asynchronously). ``auto``: on the CPU with at
     least two torch threads (one goes to the data), fp32 matmuls (the data thread does not
     inherit the bf16 autocast of the steps), no compiled step, two blocks or more and blocks
-    of at least :data:`MIN_BLOCK_ELEMENTS` floats."""
+    of at least :data:`MIN_BLOCK_ELEMENTS` floats — where this allows it, ``auto`` then times
+    the first blocks and turns the thread on only where that predicts a gain
+    (:class:`toymodels.train.feed.AutoFeed`)."""
     check_data_thread(mode, device)
     if mode == "off" or device.type != "cpu" or n_blocks < 2:
         return False

@@ -23,39 +23,61 @@ MKL's batched matmul rounds one matrix of a batch differently with the batch's s
 resumed run equals an uninterrupted one bit for bit and refuses any change of settings
 except more steps; a run folder holding another run is never written
 into without ``overwrite=True``; one run at a time per folder (see :mod:`toymodels.runs`).
+
+The pieces: :mod:`.config` (TrainConfig), :mod:`.memory` (chunking and evaluation sizes),
+:mod:`.optim` (the optimizer and the reference step), :mod:`.divergence` (the NaN guard),
+:mod:`.steps` (how a step is taken: eager, fused, graph-replayed; chosen once per chunk),
+:mod:`.feed` (where the data is drawn: inline, on the data thread, or measured first).
+This module holds the run: chunks, resume, the step loop (:func:`_run_steps`), evaluation.
 """
 from __future__ import annotations
 
-import math
-import resource
 import time
-from contextlib import closing, contextmanager, nullcontext
-from dataclasses import asdict, dataclass, field
+from contextlib import closing, nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import torch
 from tqdm.auto import tqdm
 
-from .._validate import check_choice, check_float, check_int, check_nonneg, check_positive
-from .accel.fused import FUSED_STEP_MODES, FusedTMSStep, use_fused_step
-from .accel.graphs import CUDA_GRAPH_MODES, WARMUP_STEPS, GraphedStep, side_stream, use_cuda_graph
-from .accel.precision import MATMUL_PRECISIONS, GradDtypeGuard, bf16_grad_error, check_bf16, matmul_precision
+from .._validate import check_int
 from ..data.activations import as_source
 from ..data.features import check_compatible
-from .datathread import DATA_THREAD_MODES, BlockFeed, check_data_thread, step_threads, use_data_thread
 from ..protocols import (
     MODEL_MEMBERS,
     STREAM_SOURCE_MEMBERS,
-    AfterStep,
     AttachesOptimizer,
-    BeforeStep,
-    MemoryHint,
     Source,
     StreamSource,
     TrainableModel,
     missing_members,
 )
+from .accel.fused import use_fused_step
+from .accel.graphs import use_cuda_graph
+from .accel.precision import check_bf16, matmul_precision
+from .config import OPTIMIZERS, SCHEDULES, TrainConfig, train_record
+from .datathread import check_data_thread
+from .divergence import (
+    NONCONVERGENCE_FACTOR,
+    TrainingDiverged,
+    _check_finite,
+    _diverged,
+    _nonfinite_param_instances,
+    converged_instances,
+)
+from .feed import choose_feed
+from .memory import (
+    EVAL_BATCH,
+    _fit_instances,
+    _memory_budget,
+    _peak_memory,
+    available_memory_bytes,
+    bytes_per_instance,
+    eval_plan,
+    instances_per_chunk,
+)
+from .optim import LeanAdam, LeanAdamW, make_optimizer, optimizer_step
 from .runs import (
     RunFolderError,
     check_rng_device,
@@ -69,116 +91,15 @@ from .runs import (
     settings_diff,
     write_json,
 )
+from .steps import Step, choose_step
+from .steps import batch_elements as _batch_elements
 
-OPTIMIZERS = ("adam", "adamw")
-SCHEDULES = ("constant", "cosine", "linear")
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """How to train. Every field is checked at construction."""
-
-    steps: int = 5000
-    """Optimizer steps."""
-    batch_size: int = 1024
-    """Samples per step (per instance)."""
-    lr: float = 1e-3
-    """Peak learning rate."""
-    optimizer: str = "adam"
-    """adam or adamw."""
-    weight_decay: float = 0.0
-    """Decoupled for adamw, L2 for adam."""
-    betas: tuple[float, float] = (0.9, 0.999)
-    """Adam's moment decay rates, each in [0, 1)."""
-    warmup_steps: int = 0
-    """Linear warm-up from lr/warmup_steps to lr."""
-    schedule: str = "constant"
-    """After warm-up: constant, cosine or linear decay to final_lr_fraction · lr."""
-    final_lr_fraction: float = 0.0
-    """The decayed learning rate at the last step, as a fraction of lr."""
-    log_every: int = 10
-    """Record the per-instance loss (and check it is finite) every this many steps."""
-    checkpoint_every: int = 1000
-    """Write checkpoint.pt every this many steps when the run has a folder (0: never)."""
-    eval_samples: int = 16384
-    """Fresh samples for the final per-instance loss."""
-    max_instances_per_chunk: int | None = None
-    """Train at most this many instances at once (default: as many as fit the device)."""
-    prefetch_elements: int = 1 << 20
-    """Sample the data of several steps in one call, up to this many floats (tiny models are
-    dominated by per-call overhead); 0 samples every step separately."""
-    quiet: bool = False
-    """No progress bar."""
-    matmul_precision: str = "fp32"
-    """Matmul arithmetic of the training steps: fp32 (IEEE, the reference), tf32 (CUDA
-    TensorFloat-32 cores; a no-op on the CPU) or bf16 (autocast to bfloat16, on CUDA or the
-    CPU). Parameters, Adam state and the final evaluation stay fp32."""
-    cuda_graph: str = "off"
-    """Replay each training step as one CUDA graph: off; on (an error where it cannot be
-    done: on the CPU, or a model with step hooks such as an SAE); auto (on for hook-free
-    models with small batches on CUDA, off on the CPU)."""
-    fused_step: str = "off"
-    """Take the steps of relu-output and linear toy models through one torch.compile'd
-    function (forward, hand-derived gradient and Adam; toymodels.accel.fused): off; on
-    (compiled for the CPU too; an error for other models or bf16); auto (on for those
-    models on CUDA). Same losses as the reference to float rounding, not bit for bit."""
-    data_thread: str = "auto"
-    """Draw the next block of data on a second CPU thread while the current one trains
-    (toymodels.datathread; same batches either way): off; on (CPU only); auto (on the CPU
-    with two or more torch threads, one of which goes to the data, for batches of 2^18
-    floats or more)."""
-
-    def __post_init__(self) -> None:
-        check_int("steps", self.steps, 0)
-        check_int("batch_size", self.batch_size, 1)
-        check_positive("lr", self.lr)
-        check_choice("optimizer", self.optimizer, OPTIMIZERS)
-        check_nonneg("weight_decay", self.weight_decay)
-        if len(self.betas) != 2:
-            raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
-        for i, b in enumerate(self.betas):
-            check_float(f"betas[{i}]", b, 0.0, 1.0, hi_open=True)
-        check_int("warmup_steps", self.warmup_steps, 0)
-        check_choice("schedule", self.schedule, SCHEDULES)
-        check_float("final_lr_fraction", self.final_lr_fraction, 0.0, 1.0)
-        check_int("log_every", self.log_every, 1)
-        check_int("checkpoint_every", self.checkpoint_every, 0)
-        check_int("eval_samples", self.eval_samples, 1)
-        check_int("prefetch_elements", self.prefetch_elements, 0)
-        if self.max_instances_per_chunk is not None:
-            check_int("max_instances_per_chunk", self.max_instances_per_chunk, 1)
-        check_choice("matmul_precision", self.matmul_precision, MATMUL_PRECISIONS)
-        check_choice("cuda_graph", self.cuda_graph, CUDA_GRAPH_MODES)
-        check_choice("fused_step", self.fused_step, FUSED_STEP_MODES)
-        check_choice("data_thread", self.data_thread, DATA_THREAD_MODES)
-        if self.fused_step == "on" and self.cuda_graph == "on":
-            raise ValueError("fused_step = 'on' and cuda_graph = 'on' exclude each other (one path takes the steps); "
-                             "set one of them to 'auto' or 'off'")
-
-    def lr_at(self, step: int) -> float:
-        """Learning rate for 0-based ``step``: linear warm-up, then the schedule."""
-        if step < self.warmup_steps:
-            return self.lr * (step + 1) / self.warmup_steps
-        if self.schedule == "constant":
-            return self.lr
-        t = (step - self.warmup_steps) / max(1, self.steps - 1 - self.warmup_steps)
-        t = min(max(t, 0.0), 1.0)
-        f = self.final_lr_fraction
-        if self.schedule == "cosine":
-            return self.lr * (f + (1 - f) * 0.5 * (1 + math.cos(math.pi * t)))
-        return self.lr * (1 - (1 - f) * t)
-
-
-class TrainingDiverged(FloatingPointError):
-    """The loss or parameters became NaN/inf; the last good checkpoint is kept.
-
-    ``step`` (the step at which it was seen), ``instances`` (indices into the whole model,
-    not the chunk) and ``checkpoint`` (the kept checkpoint, or None). The message is one line.
-    """
-
-    def __init__(self, message: str, step: int, instances: list[int], checkpoint: Path | None) -> None:
-        super().__init__(" ".join(message.split()))
-        self.step, self.instances, self.checkpoint = step, instances, checkpoint
+__all__ = [  # the names this module has always offered (most now live in the modules above)
+    "EVAL_BATCH", "NONCONVERGENCE_FACTOR", "OPTIMIZERS", "SCHEDULES", "LeanAdam", "LeanAdamW", "TrainConfig",
+    "TrainResult", "TrainingDiverged", "available_memory_bytes", "best_of", "bytes_per_instance",
+    "converged_instances", "eval_plan", "evaluate", "instances_per_chunk", "make_optimizer", "optimizer_step",
+    "prefetch_steps", "train", "train_record",
+]
 
 
 @dataclass
@@ -199,195 +120,9 @@ class TrainResult:
     """(I,) the training loss of the first step (the initial weights on the first batch)."""
 
 
-NONCONVERGENCE_FACTOR = 10.0
-"""An instance whose final loss exceeds this multiple of its initial loss did not converge."""
-
-
-def converged_instances(initial_loss: torch.Tensor | None, final_loss: torch.Tensor) -> torch.Tensor:
-    """(I,) bool: the final loss is finite and at most ``NONCONVERGENCE_FACTOR`` times the
-    training loss of the first step, taken at the initial weights (a run whose loss grew
-    tenfold — a learning rate far too large — did not converge, even with nothing NaN)."""
-    ok = torch.isfinite(final_loss)
-    if initial_loss is not None:
-        ok &= ~(final_loss > NONCONVERGENCE_FACTOR * initial_loss.to(final_loss.dtype).abs())
-    return ok
-
-
-# ---------------------------------------------------------------------- memory
-def available_memory_bytes(device: torch.device) -> int:
-    """Free memory on ``device``: CUDA's free bytes, or the host's MemAvailable."""
-    if device.type == "cuda":
-        return int(torch.cuda.mem_get_info(device)[0])
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    import os
-
-    return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES"))
-
-
-def _params_per_instance(model: TrainableModel) -> int:
-    n_inst = max(1, int(model.n_instances))
-    return sum(p.numel() for p in model.parameters()) // n_inst
-
-
-def _activation_width(model: TrainableModel) -> int:
-    if isinstance(model, MemoryHint):
-        return int(model.activation_width)
-    return int(8 * _params_per_instance(model) ** 0.5)
-
-
-def bytes_per_instance(model: TrainableModel, batch_size: int) -> int:
-    """A generous estimate of one instance's training footprint: activations and their
-    gradients (``activation_width`` floats per sample, twice) plus parameters, gradients and
-    the two Adam moments."""
-    return 4 * (2 * batch_size * _activation_width(model) + 4 * _params_per_instance(model))
-
-
-def _memory_budget(device: torch.device) -> int:
-    return int(0.5 * available_memory_bytes(device))
-
-
-def _fmt_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n:.3g} {unit}"
-        n /= 1024
-    return f"{n:.3g} TiB"  # pragma: no cover
-
-
-def _fit_instances(model: TrainableModel, batch_size: int, budget: int) -> int:
-    """How many instances train at ``batch_size`` within ``budget`` bytes (at least 1)."""
-    return max(1, min(int(model.n_instances), int(budget // bytes_per_instance(model, batch_size))))
-
-
-def instances_per_chunk(model: TrainableModel, config: TrainConfig, device: torch.device) -> int:
-    """How many instances train at once: as many as fit half the free memory on ``device``,
-    at most ``config.max_instances_per_chunk``. Raises ValueError naming ``batch_size``
-    when not even one instance fits."""
-    budget = _memory_budget(device)
-    per = bytes_per_instance(model, config.batch_size)
-    if per > budget:
-        width, params = _activation_width(model), _params_per_instance(model)
-        max_batch = int((budget / 4 - 4 * params) // (2 * width))
-        hint = (
-            f"lower batch_size (--batch-size) to at most about {max_batch}"
-            if max_batch >= 1
-            else "the model's parameters alone do not fit; use a smaller model"
-        )
-        raise ValueError(
-            f"batch_size = {config.batch_size} does not fit in memory: one instance needs about {_fmt_bytes(per)} "
-            f"to train but {_fmt_bytes(budget)} (half the free memory on {device.type}) is available; {hint}"
-        )
-    fit = _fit_instances(model, config.batch_size, budget)
-    if config.max_instances_per_chunk is not None:
-        fit = min(fit, config.max_instances_per_chunk)
-    return fit
-
-
-def eval_plan(
-    model: TrainableModel, config: TrainConfig, device: torch.device, source: StreamSource | None = None
-) -> tuple[int, int]:
-    """(batch size, instances at once) of the final evaluation.
-
-    The batch is min(8192, eval_samples), halved while one instance's activations, or the
-    data a training chunk samples at once (12 bytes per value: the batch and the sampler's
-    temporaries; a per-instance ``source`` only), would not fit half the budget. It depends
-    on the memory and the model, never on ``max_instances_per_chunk``, so chunking does not
-    change any instance's final loss. The instances are then evaluated as many at a time
-    as fit (:func:`evaluate` with ``max_instances``)."""
-    budget = _memory_budget(device)
-    chunk = _fit_instances(model, config.batch_size, budget)  # the largest training chunk memory allows
-    data = 12 * int(source.dim) if source is not None and int(source.n_instances) > 1 else 0
-    batch = min(EVAL_BATCH, config.eval_samples)
-    while batch > 1 and (2 * bytes_per_instance(model, batch) > budget or 2 * chunk * batch * data > budget):
-        batch //= 2
-    return batch, _fit_instances(model, batch, budget // 2)
-
-
-EVAL_BATCH = 8192
-
-
-def _peak_memory(device: torch.device) -> int:
-    if device.type == "cuda":
-        return int(torch.cuda.max_memory_allocated(device))
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024  # Linux: KiB
-
-
 # ---------------------------------------------------------------------- training
 def _device_of(model: torch.nn.Module) -> torch.device:
     return next(model.parameters()).device
-
-
-class _LeanFusedStep:
-    """Adam/AdamW whose steps, once the state exists, call the fused kernel directly.
-
-    torch.optim's bookkeeping around ``_fused_adam_`` costs about three times the kernel
-    itself on a tiny model (25 µs vs 7 µs a step); this calls the same kernel with the same
-    state tensors, so results are bit-identical, ``state``/``state_dict`` keep their usual
-    layout (checkpoints, an SAE zeroing the moments of resampled latents), and anything
-    unusual (several groups, a missing gradient, amsgrad) falls back to the parent's step.
-    """
-
-    _kernel_name: str
-
-    def step(self, closure=None):  # type: ignore[override]
-        lists = getattr(self, "_lean", None)
-        if closure is not None or lists is None:
-            loss = super().step(closure)
-            self._lean = self._collect()
-            return loss
-        params, exp_avgs, exp_avg_sqs, steps = lists
-        grads = [p.grad for p in params]
-        if any(g is None for g in grads):
-            return super().step()
-        g = self.param_groups[0]
-        torch._foreach_add_(steps, 1)
-        getattr(torch, self._kernel_name)(
-            params, grads, exp_avgs, exp_avg_sqs, [], steps,
-            amsgrad=False, lr=g["lr"], beta1=g["betas"][0], beta2=g["betas"][1],
-            weight_decay=g["weight_decay"], eps=g["eps"], maximize=False, grad_scale=None, found_inf=None,
-        )
-        return None
-
-    def _collect(self):
-        if len(self.param_groups) != 1:
-            return None
-        g = self.param_groups[0]
-        if not g.get("fused") or g.get("amsgrad") or g.get("maximize") or g.get("differentiable"):
-            return None
-        params = g["params"]
-        if not all(p in self.state and "exp_avg" in self.state[p] for p in params):
-            return None
-        st = [self.state[p] for p in params]
-        return params, [s["exp_avg"] for s in st], [s["exp_avg_sq"] for s in st], [s["step"] for s in st]
-
-    def load_state_dict(self, state_dict):  # type: ignore[override]
-        super().load_state_dict(state_dict)
-        self._lean = None
-
-
-class LeanAdam(_LeanFusedStep, torch.optim.Adam):
-    _kernel_name = "_fused_adam_"
-
-
-class LeanAdamW(_LeanFusedStep, torch.optim.AdamW):
-    _kernel_name = "_fused_adamw_"
-
-
-def make_optimizer(params: list[torch.nn.Parameter], config: TrainConfig) -> torch.optim.Optimizer:
-    kw = dict(lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
-    lean, plain = (LeanAdamW, torch.optim.AdamW) if config.optimizer == "adamw" else (LeanAdam, torch.optim.Adam)
-    if hasattr(torch, lean._kernel_name):
-        try:
-            return lean(params, fused=True, **kw)
-        except (RuntimeError, TypeError, ValueError):  # dtype/device without a fused kernel
-            pass
-    return plain(params, foreach=True, **kw)
 
 
 @torch.no_grad()
@@ -429,84 +164,6 @@ def evaluate(
     return parts[0] if len(parts) == 1 else torch.cat(parts)
 
 
-@dataclass(frozen=True)
-class _Hooks:
-    """The optional hooks a model implements, looked up once (not on every step)."""
-
-    before: Callable[..., Any] | None
-    after: Callable[..., Any] | None
-
-    @classmethod
-    def of(cls, model: TrainableModel) -> "_Hooks":
-        return cls(
-            model.before_optimizer_step if isinstance(model, BeforeStep) else None,
-            model.after_optimizer_step if isinstance(model, AfterStep) else None,
-        )
-
-
-def optimizer_step(
-    model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
-    x: torch.Tensor,
-    step: int,
-    params: list[torch.nn.Parameter] | None = None,
-    hooks: _Hooks | None = None,
-) -> torch.Tensor:
-    """One training step exactly as :func:`train` takes it: clear the gradients, fill them
-    with ``model.loss_and_grad(x)``, call ``before_optimizer_step(step)`` if the model has it
-    (:class:`~toymodels.protocols.BeforeStep`), step the optimizer, then
-    ``after_optimizer_step(step, x)`` (:class:`~toymodels.protocols.AfterStep`).
-    Returns the (I,) losses."""
-    if hooks is None:
-        hooks = _Hooks.of(model)
-    for p in model.parameters() if params is None else params:
-        p.grad = None
-    loss = model.loss_and_grad(x)
-    if hooks.before is not None:
-        hooks.before(step)
-    optimizer.step()
-    if hooks.after is not None:
-        hooks.after(step, x)
-    return loss
-
-
-def _diverged(
-    bad_instances: list[int], step: int, lr: float, ckpt: Path | None, good_step: int | None, offset: int
-) -> TrainingDiverged:
-    inst = [i + offset for i in bad_instances]
-    kept = (
-        f"the last good checkpoint (step {good_step}) is kept at {ckpt}"
-        if ckpt is not None and good_step is not None
-        else "no checkpoint was written before it (give the run a folder and checkpoint_every)"
-    )
-    return TrainingDiverged(
-        f"training diverged: the loss became NaN/inf at step {step} in instance(s) {inst[:10]}"
-        f"{' ...' if len(inst) > 10 else ''}; {kept}. Lower the learning rate (now {lr:.3g}) "
-        "or check the data for NaN.",
-        step,
-        inst,
-        ckpt if good_step is not None else None,
-    )
-
-
-def _check_finite(loss: torch.Tensor, step: int, lr: float, ckpt: Path | None, good_step: int | None, offset: int = 0) -> None:
-    bad = ~torch.isfinite(loss)
-    if bool(bad.any()):
-        raise _diverged(bad.nonzero().flatten().tolist(), step, lr, ckpt, good_step, offset)
-
-
-def _nonfinite_param_instances(params: list[torch.nn.Parameter], n_inst: int) -> list[int]:
-    """Instances with a NaN/inf parameter entry ([0..I) when a parameter has no instance axis)."""
-    bad = torch.zeros(n_inst, dtype=torch.bool)
-    for p in params:
-        fin = torch.isfinite(p.detach())
-        if p.ndim >= 1 and p.shape[0] == n_inst:
-            bad |= ~fin.reshape(n_inst, -1).all(dim=1).cpu()
-        elif not bool(fin.all()):
-            bad[:] = True
-    return bad.nonzero().flatten().tolist()
-
-
 def prefetch_steps(source: StreamSource, config: TrainConfig) -> int:
     """How many steps of data one sampling call draws (blocks start at multiples of this).
     The trainer computes it from the whole source, never from a chunk's subset, so the
@@ -527,31 +184,20 @@ class _Chunk:
         return {"index": self.index, "start": self.start, "stop": self.stop, "per_chunk": self.per_chunk, "n_chunks": self.n_chunks}
 
 
-def _batch_elements(source: StreamSource, config: TrainConfig) -> int:
-    """Floats in one step's batch (instances × batch × width)."""
-    return max(1, int(source.n_instances)) * config.batch_size * int(source.dim)
-
-
-def _then(first: Callable[[], Any], hook: Callable[..., Any] | None) -> Callable[..., Any]:
-    def before(step: int) -> None:
-        first()
-        if hook is not None:
-            hook(step)
-
-    return before
-
-
-@contextmanager
-def _restored(guard: GradDtypeGuard | None) -> Iterator[None]:
-    try:
-        yield
-    finally:
-        if guard is not None:
-            guard.restore()
-
-
 def _checkpoint_name(chunk: _Chunk) -> str:
     return "checkpoint.pt" if chunk.n_chunks == 1 else f"checkpoint-{chunk.index}.pt"
+
+
+@dataclass
+class _Progress:
+    """What a chunk's step loop carries from step to step (and into checkpoints)."""
+
+    step0: int
+    history: list[dict[str, Any]]
+    good_step: int | None
+    initial: torch.Tensor | None
+    params: list[torch.nn.Parameter]
+    record: dict[str, Any]
 
 
 def _train_chunk(
@@ -564,107 +210,101 @@ def _train_chunk(
     bar: Any,
     record: dict[str, Any],
     chunk: _Chunk,
-) -> tuple[list[dict[str, Any]], float, torch.Tensor | None]:
+) -> tuple[list[dict[str, Any]], float, torch.Tensor | None, dict[str, Any]]:
+    """Train one chunk (from ``state``, a checkpoint, when resuming): the optimizer, the step
+    strategy and the feed are chosen here, once; :func:`_run_steps` runs the steps. Returns
+    (history, seconds, initial loss, what the feed did)."""
     params = [p for p in model.parameters() if p.requires_grad]
     opt = make_optimizer(params, config)
     if isinstance(model, AttachesOptimizer):  # e.g. an SAE resetting the Adam moments of resampled latents
         model.attach_optimizer(opt)
-    hooks = _Hooks.of(model)
     dev = _device_of(model)
-    step0, history, good_step, initial = 0, [], None, None
+    run = _Progress(0, [], None, None, params, record)
     if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         source.set_state(rng_state_to_cpu(state["rng"]))
-        step0, history, good_step = int(state["step"]), list(state["history"]), int(state["step"])
-        initial = state.get("initial_loss")
-        bar.update(step0)
-    # Data for steps [j·k, (j+1)·k) is drawn in one call at the block's start; a checkpoint
-    # stores the RNG state from before the block holding its next step, so resume redraws
-    # that block and skips into it, exactly as an uninterrupted run.
-    block, block_idx, block_state = None, -1, source.get_state()
+        run.step0, run.history, run.good_step = int(state["step"]), list(state["history"]), int(state["step"])
+        run.initial = state.get("initial_loss")
+        bar.update(run.step0)
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
     t0 = time.perf_counter()
-    lr_now = None
-    # GPU options: the matmul precision for the steps (bf16 gradients of hand-derived models
-    # cast back to fp32 before the update), and graph replay of whole steps after a few
-    # eager warm-up steps (see toymodels.accel.graphs; the data, the NaN guard every
-    # log_every steps and the checkpoints stay as in the eager loop).
-    guard = GradDtypeGuard(params) if config.matmul_precision == "bf16" else None
-    if guard is not None:
-        hooks = _Hooks(_then(guard.fix, hooks.before), hooks.after)
-    fused_on = use_fused_step(config.fused_step, model, dev, config.matmul_precision)
-    graph_on = not fused_on and use_cuda_graph(config.cuda_graph, model, opt, dev, _batch_elements(source, config))
-    graphed, fused, warm_until = None, None, step0 + WARMUP_STEPS
-    n_blocks = -(-config.steps // k) - step0 // k  # blocks this call draws (the first may be resumed into)
-    threaded = use_data_thread(config.data_thread, dev, n_blocks=n_blocks, block_elements=k * _batch_elements(source, config),
-                               precision=config.matmul_precision, compiled=fused_on)
-    feed = BlockFeed(source, config.batch_size, k, config.steps, threaded)
-    with matmul_precision(config.matmul_precision, dev), _restored(guard), step_threads(threaded), closing(feed):
-        for step in range(step0, config.steps):
-            lr = config.lr_at(step)
-            if lr != lr_now:
-                for g in opt.param_groups:
-                    g["lr"] = lr
-                lr_now = lr
-            if step // k != block_idx:
-                block_idx = step // k
-                block_state, block = feed.take(block_idx)  # drawn now, or on the data thread during the last block
-                if fused_on and block.shape[1] < config.batch_size * k:
-                    # the last, shorter block goes into a full-length buffer, so its slices have
-                    # the strides the fused step was compiled for (other strides recompile)
-                    full = block.new_empty(block.shape[0], config.batch_size * k, block.shape[2])
-                    full[:, : block.shape[1]] = block
-                    block = full
-            off = (step - block_idx * k) * config.batch_size
-            x = block[:, off : off + config.batch_size] if k > 1 else block
-            try:
-                if fused_on and fused is None and step > step0:  # the optimizer state exists: share it
-                    fused = FusedTMSStep(model, config, compile=True, optimizer=opt)
-                if graph_on and graphed is None and step >= warm_until:
-                    graphed = GraphedStep(model, opt, x, lr, None if guard is None else guard.fix)
-                if fused is not None:
-                    loss = fused(x, lr)
-                elif graphed is not None:
-                    loss = graphed(x, lr)  # one replay; read only at log steps, below
-                elif graph_on:
-                    with side_stream(dev):  # warm-up before capture, off the capturing stream
-                        loss = optimizer_step(model, opt, x, step, params, hooks).clone()
-                else:
-                    loss = optimizer_step(model, opt, x, step, params, hooks)
-            except RuntimeError as e:
-                if guard is not None and "dtype" in str(e):
-                    raise bf16_grad_error(model, e) from None
-                raise
-            if step == 0:
-                initial = loss.detach().float().cpu()
-            done = step + 1
-            if done % config.log_every == 0 or done == config.steps:
-                loss_cpu = loss.detach().float().cpu()
-                _check_finite(loss_cpu, done, lr, ckpt, good_step, chunk.start)
-                history.append({"step": done, "lr": lr, "loss": loss_cpu.tolist()})
-                bar.update(done - bar.n if bar.n < done else 0)
-                bar.set_postfix(loss=f"{loss_cpu.mean().item():.4g}", refresh=False)
-            if ckpt is not None and config.checkpoint_every and (done % config.checkpoint_every == 0 or done == config.steps):
-                bad = _nonfinite_param_instances(params, int(model.n_instances))
-                if bad:
-                    raise _diverged(bad, done, lr, ckpt, good_step, chunk.start)
-                save_checkpoint(ckpt, {
-                    "step": done,
-                    "model": model.state_dict(),
-                    "optimizer": opt.state_dict(),
-                    "rng": feed.state_before_next() if done % k == 0 or done == config.steps else block_state,
-                    "history": history,
-                    "initial_loss": initial,
-                    "run": record,
-                    "chunk": chunk.record(),
-                    "device": dev.type,
-                })
-                good_step = done
+    step_fn = choose_step(model, opt, params, config, source, run.step0, k)
+    with matmul_precision(config.matmul_precision, dev), closing(step_fn), closing(choose_feed(
+        config.data_thread, dev, source, config.batch_size, k, config.steps, run.step0,
+        block_elements=k * _batch_elements(source, config), precision=config.matmul_precision,
+        compiled=step_fn.compiled, record=None if state is None else state.get("data_thread"),
+    )) as feed:
+        _run_steps(model, opt, step_fn, feed, config, k, ckpt, chunk, run, bar)
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
-    return history, time.perf_counter() - t0, initial
+    return run.history, time.perf_counter() - t0, run.initial, feed.summary()
+
+
+def _run_steps(model: TrainableModel, opt: torch.optim.Optimizer, step_fn: Step, feed: Any, config: TrainConfig,
+               k: int, ckpt: Path | None, chunk: _Chunk, run: _Progress, bar: Any) -> None:
+    """The step loop: the learning rate, the batch, the step, the log, the checkpoint.
+
+    Data for steps [j·k, (j+1)·k) is one block, taken from ``feed`` at the block's start
+    (drawn now, or on the data thread during the last block); a checkpoint stores the RNG
+    state from before the block holding its next step, so resume redraws that block and
+    skips into it, exactly as an uninterrupted run. How a step is taken is ``step_fn``'s
+    business (:mod:`toymodels.train.steps`), where the data comes from the feed's
+    (:mod:`toymodels.train.feed`): nothing here branches on either."""
+    lr_now, block_idx, block, block_state = None, -1, None, None
+    for step in range(run.step0, config.steps):
+        lr = config.lr_at(step)
+        if lr != lr_now:
+            for g in opt.param_groups:
+                g["lr"] = lr
+            lr_now = lr
+        if step // k != block_idx:
+            block_idx = step // k
+            block_state, block = feed.take(block_idx)
+            block = step_fn.prepare(block)
+        off = (step - block_idx * k) * config.batch_size
+        x = block[:, off : off + config.batch_size] if k > 1 else block
+        loss = step_fn(x, step, lr)
+        if step == 0:
+            run.initial = loss.detach().float().cpu()
+        done = step + 1
+        if done % config.log_every == 0 or done == config.steps:
+            loss_cpu = loss.detach().float().cpu()
+            _check_finite(loss_cpu, done, lr, ckpt, run.good_step, chunk.start)
+            run.history.append({"step": done, "lr": lr, "loss": loss_cpu.tolist()})
+            bar.update(done - bar.n if bar.n < done else 0)
+            bar.set_postfix(loss=f"{loss_cpu.mean().item():.4g}", refresh=False)
+        if ckpt is not None and config.checkpoint_every and (done % config.checkpoint_every == 0 or done == config.steps):
+            at_block_end = done % k == 0 or done == config.steps
+            _checkpoint(model, opt, feed, ckpt, done, lr, block_state, at_block_end, chunk, run)
+
+
+def _checkpoint(model: TrainableModel, opt: torch.optim.Optimizer, feed: Any, ckpt: Path, done: int, lr: float,
+                block_state: Any, at_block_end: bool, chunk: _Chunk, run: _Progress) -> None:
+    """Write the checkpoint after step ``done`` (refusing NaN/inf parameters, which keeps the
+    last good one): at a block's end the RNG state before the next block, inside a block the
+    state before this one (resume redraws it and skips in); the feed's record with it."""
+    bad = _nonfinite_param_instances(run.params, int(model.n_instances))
+    if bad:
+        raise _diverged(bad, done, lr, ckpt, run.good_step, chunk.start)
+    save_checkpoint(ckpt, {
+        "step": done,
+        "model": model.state_dict(),
+        "optimizer": opt.state_dict(),
+        "rng": feed.state_before_next() if at_block_end else block_state,
+        "history": run.history,
+        "initial_loss": run.initial,
+        "run": run.record,
+        "chunk": chunk.record(),
+        "device": _dev_type(model),
+        "data_thread": feed.record(at_block_end),
+    })
+    run.good_step = done
+
+
+def _dev_type(model: TrainableModel) -> str:
+    return _device_of(model).type
 
 
 def _resume_states(
@@ -704,20 +344,6 @@ def _resume_states(
         states[int(ch["index"])] = state
     assert per_chunk is not None
     return per_chunk, states
-
-
-_ACCEL_DEFAULTS = {"matmul_precision": "fp32", "cuda_graph": "off", "fused_step": "off", "data_thread": "auto"}
-
-
-def train_record(config: TrainConfig) -> dict[str, Any]:
-    """The ``train`` settings of a run record: every field, except the speed options
-    (``matmul_precision``, ``cuda_graph``, ``fused_step``, ``data_thread``) at their defaults — so run folders written before
-    they existed resume, and a default run's config.json is unchanged."""
-    rec = asdict(config)
-    for k, v in _ACCEL_DEFAULTS.items():
-        if rec.get(k) == v:
-            del rec[k]
-    return rec
 
 
 def _check_inputs(model: object, source: object, config: object) -> None:
@@ -824,7 +450,7 @@ def _train_chunks(
             f"{type(source).__name__} has none"
         )
     k = prefetch_steps(source, config)  # from the whole source: the same blocks in every chunking
-    histories, losses, initials, seconds = [], [], [], 0.0
+    histories, losses, initials, seconds, feeds = [], [], [], 0.0, []
     chunk_states: list[tuple[_Chunk, Any]] = []
     # A shared source (1 instance) is rewound for every chunk, so each chunk sees the batches
     # an unchunked run would; a per-instance source is split with subset(), which keeps each
@@ -845,7 +471,8 @@ def _train_chunks(
                 else:
                     sub_source = source.subset(idx)
                 bar.reset()
-            hist, secs, initial = _train_chunk(sub_model, sub_source, config, ckpt, states.pop(c, None), k, bar, record, chunk)
+            hist, secs, initial, fed = _train_chunk(sub_model, sub_source, config, ckpt, states.pop(c, None), k, bar, record, chunk)
+            feeds.append(fed)
             histories.append(hist)
             initials.append(initial)
             seconds += secs
@@ -883,6 +510,9 @@ def _train_chunks(
         "steps": config.steps,
         "converged": ok.tolist(),
         "non_converged_instances": (~ok).nonzero().flatten().tolist(),
+        # what the data thread did (auto: its measurement and decision), chunk by chunk
+        "data_thread_used": any(f["used"] for f in feeds),
+        "data_thread": feeds,
     }
     return result
 
@@ -926,6 +556,7 @@ def _merge_histories(histories: list[list[dict[str, Any]]]) -> list[dict[str, An
     for rows in zip(*histories):
         merged.append({"step": rows[0]["step"], "lr": rows[0]["lr"], "loss": sum((r["loss"] for r in rows), [])})
     return merged
+
 
 
 def best_of(model: torch.nn.Module, losses: torch.Tensor, n_seeds: int) -> tuple[torch.nn.Module, torch.Tensor]:
