@@ -66,11 +66,13 @@ from .models import TMSConfig, build_model  # noqa: E402
 from .train.loop import TrainConfig, TrainingDiverged, best_of  # noqa: E402
 from .experiments import TMSRun, train_tms  # noqa: E402
 from .measures.linalg import random_orthogonal  # noqa: E402
+from .workbench.run import Run, load_run  # noqa: E402
 
 __all__ = [
     "GaussianMixture",
     "HierarchicalFeatures",
     "ModelActivations",
+    "Run",
     "SparseFeatures",
     "TMSConfig",
     "TMSRun",
@@ -82,6 +84,7 @@ __all__ = [
     "check_compatible",
     "classify_geometry",
     "feature_dimensionality",
+    "load_run",
     "random_orthogonal",
     "resolve_device",
     "train_tms",

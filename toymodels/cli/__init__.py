@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import NoReturn, Sequence
 
 from .. import __version__
-from . import export, sae, sweep, tms
+from . import export, plot, sae, sweep, tms
 from ._common import check_output_dir, check_output_file, sweep_probabilities, sweep_values
 
-SUBCOMMANDS = [tms.add_parser, sae.add_parser, sweep.add_parser, export.add_parser]
+SUBCOMMANDS = [tms.add_parser, sae.add_parser, sweep.add_parser, export.add_parser, plot.add_parser]
 
 
 class CLIParser(argparse.ArgumentParser):

@@ -67,6 +67,10 @@ class SAEData:
     holdout: float = 0.1
     """--data activations: the fraction of rows (the file's last ones) kept out of training and
     used for the final metrics."""
+    truth: str | None = None
+    """--data activations: a (G, D) array of known true directions (.npy, .pt or .safetensors,
+    tensor key "truth"); metrics.json then scores the SAEs against them as for synthetic data
+    (mmcs, mcc, and per latent its matched direction and cosine)."""
     firing: str = "constant"
     """--data features: constant (every feature fires with --feature-probability) or zipf
     (rates ∝ rank^-a with mean --feature-probability; toymodels.hierarchy)."""
@@ -98,6 +102,11 @@ class SAEData:
             raise ValueError("--data activations needs --activations PATH (a .npy, .pt or .safetensors file)")
         if self.data != "activations" and self.activations is not None:
             raise ValueError("--activations only applies to --data activations")
+        if self.truth is not None and not str(self.truth).strip():
+            raise ValueError("--truth must name a file, got an empty string")
+        if self.truth is not None and self.data != "activations":
+            raise ValueError(f"--truth only applies to --data activations (--data {self.data} knows its own directions, "
+                             "or has none)")
         check_choice("firing", self.firing, ("constant", "zipf"))
         check_float("zipf_exponent", self.zipf_exponent, 0.0, 64.0)
         if self.hierarchy is not None:
@@ -160,7 +169,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         epilog=_common.EXIT_CODES,
     )
     d = p.add_argument_group("data")
-    configargs.add_arguments(d, SAEData, metavars={"feature_probability": "P", "tms_run": "DIR", "activations": "PATH"})
+    configargs.add_arguments(d, SAEData, metavars={"feature_probability": "P", "tms_run": "DIR", "activations": "PATH",
+                                                   "truth": "PATH"})
     s = p.add_argument_group("sparse autoencoder")
     configargs.add_arguments(
         s, SAEConfig, flags=SAE_FLAGS, aliases=SAE_ALIASES, negate={"tied_init": "--untied-init"},
@@ -328,6 +338,12 @@ def run_sae(args: argparse.Namespace) -> int:
     run_flags = _common.train_flags(run)
     device = resolve_device(run.device)
     source, summary = build_source(data, run.seed, device)
+    truth = None
+    if data.truth is not None:  # checked against the activations' width before any training
+        from ..workbench.truth import read_truth
+
+        truth = read_truth(data.truth, width=source.dim, flag="--truth",
+                           width_from=f"the activations {data.activations} (shape ({summary['rows']}, {source.dim}))")
     dict_size = args.dict_size if args.dict_size is not None else 4 * source.dim
     if k is not None and not args.k and dict_size >= 1 and max(k) >= dict_size:  # SAEConfig names the field k
         raise ValueError(f"--k defaults to {DEFAULT_K}, which keeps all F = {dict_size} latents of --arch {arch} "
@@ -348,7 +364,13 @@ def run_sae(args: argparse.Namespace) -> int:
         print(f"data: activations from {data.activations}, {summary['rows']} rows, the last {summary['heldout']} held out")
 
     def metrics(model: Any) -> dict[str, Any]:
-        m = evaluate_sae(model, source, n_samples=tcfg.eval_samples)
+        m = evaluate_sae(model, source, n_samples=tcfg.eval_samples, truth="auto" if truth is None else truth[None])
+        if truth is not None:  # mmcs and mcc come from evaluate_sae, as for synthetic data
+            from ..workbench.truth import latent_matches
+
+            s = latent_matches(model.decoder_directions(), truth[None])
+            m.update(truth_file=str(Path(data.truth).resolve()), truth_shape=list(truth.shape),
+                     truth_match=s["match"].tolist(), truth_cosine=s["best"].tolist())
         if arch not in k_archs():  # a k-sparse SAE has no sparsity penalty: record none
             m["l1_coefficient"] = list(cfg.per_instance("l1_coefficient"))
         if k is not None:
