@@ -27,8 +27,8 @@ Statuses and the verdicts each allows (:data:`VERDICTS_BY_STATUS`):
 A check that optimises or trains is registered with ``searches=True``. Its verdict must not follow
 the last bits of a float or a search that got stuck: :func:`run_claim` recomputes it on fresh
 seeds (:data:`STABILITY_SEED_OFFSET`) unless the check reports its own ``budget_stable`` (for
-example the verdict at twice its budget), and where the two verdicts disagree the record's verdict
-is ``inconclusive`` (allowed for every status but ``question``) and ``budget_stable`` is false:
+example the verdict at twice its budget, or a counterexample verified exactly, which then stands
+whichever seed found it), and where the two verdicts disagree the record's verdict is ``inconclusive`` (allowed for every status but ``question``) and ``budget_stable`` is false:
 counted in the report, never a silent flip. Checks that neither optimise nor train record
 ``budget_stable`` as null.
 
@@ -256,7 +256,11 @@ def run_claim(c: Claim, ctx: Context) -> Record:
             ctx2 = stability_context(ctx)
             again = _checked(c, ctx2)
             stable = again.verdict == verdict
-            if not stable:
+            if not stable and again.budget_stable:  # the second search found what verifies exactly
+                # (e.g. a counterexample checked in exact arithmetic): it decides, whatever the first missed
+                r, verdict, stable = again, again.verdict, True
+                detail = (f"found at seed {ctx2.seed} (not at seed {ctx.seed}) and verified: {again.detail}")
+            elif not stable:
                 detail = (f"{INCONCLUSIVE}: {verdict} at seed {ctx.seed}, {again.verdict} at seed {ctx2.seed} "
                           f"(the search decides the verdict). At seed {ctx.seed}: {r.detail}")
         if c.searches and stable is False:

@@ -390,3 +390,21 @@ def test_equal_means_check_fails_on_another_example(monkeypatch):
     monkeypatch.setattr(E, "equal_means_example", lambda: equal_means_family(Fraction(1, 2)))
     rec = run_claim(CLAIMS["erasure.equal_means_accuracy"], Context(budget="tiny"))
     assert rec.verdict == "fails" and "check raised" not in rec.detail, rec.detail
+
+
+def test_leace_guardedness_fits_start_from_ctx_seed(monkeypatch):
+    """The logistic fits are a search (Newton from a random start): their starts must follow
+    ctx.seed, so the registry's fresh-seed second opinion really starts elsewhere (it used the
+    dataset index, the same at every seed)."""
+    seeds = {0: [], 1: []}
+    real = E.fit_logistic
+
+    def spy(*args, seed=0, **kw):
+        seeds[current].append(seed)
+        return real(*args, seed=seed, **kw)
+
+    monkeypatch.setattr(E, "fit_logistic", spy)
+    assert CLAIMS["erasure.leace_guardedness"].searches
+    for current in (0, 1):
+        assert E.check_leace_guardedness(Context(budget="tiny", seed=current)).verdict == "holds"
+    assert len(seeds[0]) == len(seeds[1]) > 0 and seeds[0] != seeds[1]

@@ -517,3 +517,38 @@ def test_kl_resampling_all_errors_is_open_at_large_eps(monkeypatch):
     rec = run_claim(CLAIMS["natural_latents.kl_resampling_all_errors"], Context(budget="tiny"))
     assert rec.verdict == "open", rec.detail
     assert rec.observed["search eps~0.0001"] < 9
+
+
+def test_all_errors_detail_quotes_only_what_it_computed(monkeypatch):
+    """The audit's finding: the detail quoted ratios (5.93, 7.80, 10.52, 12.80) of earlier runs as
+    literal text. With a search that returns other numbers, only those numbers may appear."""
+    fake = {1e-3: 3.25, 1e-4: 4.5, 1e-5: 5.75}
+
+    def search(targets, shape, **kw):
+        return {t: {"ratio": fake[t], "in_band": True, "med": 1e-9, "red1": t, "red2": t / 2} for t in targets}
+
+    monkeypatch.setattr(nlc, "search_kl_resampling_all_errors", search)
+    res = nlc._check_kl_resampling_all_errors(Context(budget="default"))
+    for literal in ("5.93", "7.80", "9.63", "10.52", "6.38", "7.31", "8.30", "11.01", "12.80", "0.93 per decade"):
+        assert literal not in res.detail, literal
+    assert "3.250" in res.detail and "5.750" in res.detail
+    assert "rises 1.25 per decade" in res.detail  # computed from the three fake ratios
+
+
+def test_a_verified_counterexample_reports_its_own_stability():
+    """A counterexample that verifies exactly (pinned joints, recomputed ratios) cannot be undone by
+    another seed's search: the check says budget_stable itself, and the record keeps the verdict."""
+    for cid in ("natural_latents.kl_resampling", "natural_latents.kl_resampling_all_errors"):
+        c = CLAIMS[cid]
+        assert c.searches
+        res = c.check(Context(budget="tiny"))
+        assert res.verdict == "counterexample" and res.budget_stable is True, res.detail
+        assert "verifies exactly" in res.detail
+    det = CLAIMS["natural_latents.deterministic_conjecture"]
+    assert det.searches and det.check(Context(budget="tiny")).budget_stable is True
+
+
+def test_searching_checks_follow_ctx_seed():
+    """The searches draw from ctx.seed: a different seed explores differently."""
+    a, b = (CLAIMS["natural_latents.deterministic_conjecture"].check(Context(budget="tiny", seed=s)) for s in (0, 1))
+    assert a.observed != b.observed

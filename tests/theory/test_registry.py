@@ -167,3 +167,17 @@ def test_report_exit_code(monkeypatch, capsys, status, verdict, code):
     monkeypatch.setattr(main_mod, "load_all", lambda: {"topic.fake": _fake(status, verdict)})
     assert main_mod.main(["--budget", "tiny", "--device", "cpu"]) == code
     capsys.readouterr()
+
+
+def test_a_verified_find_at_the_fresh_seed_decides():
+    """A conjecture search that finds (and verifies exactly) a counterexample only at the second
+    seed reports the counterexample, not 'inconclusive': a verified counterexample is one."""
+    def check(ctx):
+        if ctx.seed == 0:
+            return Result("open", None, None, None, "nothing found")
+        return Result("counterexample", None, [1], None, "verified exactly", budget_stable=True)
+
+    found = R.Claim("topic.conj", "conjecture", "a searched conjecture", "none", check, "theory.topic", True)
+    rec = run_claim(found, Context(budget="tiny"))
+    assert rec.verdict == "counterexample" and rec.budget_stable is True
+    assert "found at seed" in rec.detail and rec.observed == [1]

@@ -14,7 +14,10 @@ from toymodels.data import FiniteSample
 
 MY_CLAIMS = ["sae.seed_stability", "sae.featureless_data"]
 # What the checks report at budget "tiny", seed 0 (deterministic on the CPU).
-TINY_VERDICTS = {"sae.seed_stability": "holds", "sae.featureless_data": "holds"}
+TINY_VERDICTS = {"sae.seed_stability": None, "sae.featureless_data": "holds"}
+"""None: at the tiny budget (n = 32, m = 8) the trained-minus-random gap at the same λ is about the
+0.02 margin (0.014-0.02 over seeds), so no verdict is asserted there; the default budget must hold."""
+DEFAULT_VERDICTS = {"sae.seed_stability": "holds", "sae.featureless_data": "holds"}
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +115,8 @@ def test_all_stability_claims_registered():
 def test_check_at_tiny_budget(cid):
     rec = run_claim(CLAIMS[cid], Context(budget="tiny"))
     assert rec.verdict in allowed_verdicts("empirical")
-    assert rec.verdict == TINY_VERDICTS[cid], rec.detail
+    if TINY_VERDICTS[cid] is not None:
+        assert rec.verdict == TINY_VERDICTS[cid], rec.detail
     assert "raised" not in rec.detail
     assert rec.predicted and rec.observed and rec.tolerance is not None
 
@@ -121,16 +125,17 @@ def test_check_at_tiny_budget(cid):
 @pytest.mark.parametrize("cid", MY_CLAIMS)
 def test_check_at_default_budget(cid):
     rec = run_claim(CLAIMS[cid], Context(budget="default"))
-    assert rec.verdict == TINY_VERDICTS[cid], rec.detail
+    assert rec.verdict == DEFAULT_VERDICTS[cid] and rec.budget_stable, rec.detail
 
 
 def test_stability_verdict_holds_and_fails():
     """Negative control of ``sae.seed_stability``: the verdict fails when the trained model's seeds
-    agree less than 0.95, or when the random model's agree as much; swapping the two models fails."""
+    agree less than 0.95, or when the random model's agree nearly as much at the same λ; swapping
+    the two models fails."""
     l0 = np.array([[[4.0, 4.0], [1.0, 1.0]], [[9.0, 9.0], [3.0, 3.0]]])  # (model, λ, seed); true L0 2
-    cross = np.array([[[0.90], [0.97]], [[0.99], [0.80]]])  # picks: trained λ 1 (0.97), random λ 1 (0.80)
+    cross = np.array([[[0.90], [0.97]], [[0.99], [0.80]]])  # the trained model picks λ 1: 0.97 vs 0.80
     ok, trained, rand, pick = S.stability_verdict(cross, l0, 2.0)
-    assert ok and pick == [1, 1] and (trained, rand) == (0.97, 0.80)
+    assert ok and pick == 1 and (trained, rand) == (0.97, 0.80)
     assert not S.stability_verdict(cross[::-1], l0[::-1], 2.0)[0]  # the models swapped
     low = cross.copy()
     low[0, 1] = 0.94
@@ -138,6 +143,22 @@ def test_stability_verdict_holds_and_fails():
     same = cross.copy()
     same[1, 1] = 0.97
     assert not S.stability_verdict(same, l0, 2.0)[0]
+    # within the margin: random 0.96 vs trained 0.97 at the same λ is not "agrees less"
+    close = cross.copy()
+    close[1, 1] = 0.97 - S.STABILITY_MARGIN / 2
+    assert not S.stability_verdict(close, l0, 2.0)[0]
+    with pytest.raises(ValueError, match="margin"):
+        S.stability_verdict(cross, l0, 2.0, margin=-0.1)
+
+
+def test_stability_verdict_compares_at_the_same_lambda():
+    """The audit's finding: the old rule compared each model at its own λ. Here the random model at
+    the trained model's λ agrees as well as the trained one (0.98 vs 0.98); only at a larger λ,
+    picked by its own L0, does it look worse (0.90). The verdict must fail."""
+    l0 = np.array([[[2.5, 2.5], [1.0, 1.0]], [[5.0, 5.0], [2.5, 2.5]]])  # true L0 2: trained picks λ 0
+    cross = np.array([[[0.98], [0.96]], [[0.98], [0.90]]])
+    ok, trained, rand, pick = S.stability_verdict(cross, l0, 2.0)
+    assert pick == 0 and (trained, rand) == (0.98, 0.98) and not ok
 
 
 def test_old_theory_paths_still_export_the_moved_names():

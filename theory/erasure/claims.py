@@ -70,9 +70,11 @@ GAIN_TOL = 1e-12
     predictor of the label beats the best constant one, and a logistic regression fitted to the
     erased data has zero weights.""",
     source="Belrose et al. 2023, LEACE: Perfect linear concept erasure in closed form (seed 001)",
+    searches=True,
 )
 def check_leace_guardedness(ctx: Context) -> Result:
     rng = ctx.rng("erasure.leace_guardedness")
+    starts = ctx.rng("erasure.leace_guardedness", "logistic-starts")  # the fits' random starts follow ctx.seed
     n_sets = ctx.pick(8, 60, 400)
     kinds = ("none", "collinear", "wide", "duplicates", "constant", "scales", "weighted")
     worst_cov, worst_logit, worst_gain, worst_idem, min_cov_before = 0.0, 0.0, -np.inf, 0.0, np.inf
@@ -87,7 +89,7 @@ def check_leace_guardedness(ctx: Context) -> Result:
         if kinds[i % len(kinds)] != "scales":  # re-erasing is the identity only up to eps·cond noise
             worst_idem = max(worst_idem, float(np.abs(leace_erase(Xe, z, wts) - Xe).max()) / scale)
         erased_dirs += eraser.rank
-        fit = fit_logistic(Xe, z, wts, seed=i, ref_scale=data_scale(X, wts))
+        fit = fit_logistic(Xe, z, wts, seed=int(starts.integers(2**31)), ref_scale=data_scale(X, wts))
         all_converged &= fit.converged
         worst_logit = max(worst_logit, fit.logit_std)
         worst_gain = max(worst_gain, fit.constant_loss - fit.loss)  # > 0 would mean beating the constant

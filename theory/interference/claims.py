@@ -260,6 +260,7 @@ def _check_max_coherence(ctx: Context) -> Result:
     statement="""Any m > d unit vectors in R^d have max_{i != j} |<u_i,u_j>| >= sqrt((m-d)/(d(m-1)));
     equiangular tight frames attain it, e.g. three vectors at 120 degrees in the plane (both sides 1/2).""",
     source="Welch 1974; Strohmer & Heath 2003 (Grassmannian frames).",
+    searches=True,
 )
 def _check_welch_bound(ctx: Context) -> Result:
     rng = ctx.rng("welch")
@@ -358,6 +359,7 @@ def _ratios(s: dict, ks: list) -> str:
     source="Seed 000 (jacobcd52, comments on 'Do sparse autoencoders find \"true features\"?' and on "
     "an open-source replication of Bricken et al. 2023: decoder max-cos histograms at k = 1, 10, 100; "
     "cosine variance about 4/d).",
+    searches=True,
 )
 def _check_sae_decoder_orthogonality(ctx: Context) -> Result:
     from toymodels.measures.cosines import knn_cosine_quantile_random, random_cosine_standard_errors

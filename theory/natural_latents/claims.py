@@ -60,6 +60,13 @@ def _fmt(P: np.ndarray, digits: int = 4) -> str:
 _SRC_MATH = 'Wentworth & Lorell, "Natural Latents: The Math" (2023)'
 
 
+VERIFY_REL = 1e-6
+"""A searched ratio counts as crossing 9 only above 9·(1 + VERIFY_REL): far beyond float error."""
+_VERIFIED = (" A counterexample verifies exactly (the ratio is recomputed from the joint itself; the pinned joints "
+             "are checked at 50 digits in the tests), so a fresh seed's search cannot undo it: budget_stable is "
+             "reported by the check")
+
+
 @claim(
     "natural_latents.error_definitions",
     status="proven",
@@ -286,6 +293,7 @@ def _check_shared_bits(ctx: Context) -> Result:
     (mediation, H(Λ'|X1), H(Λ'|X2)) with errors O(eps) exists. Searched: the ratio of the best
     deterministic latent found to eps over random and optimised small joints.""",
     source='Wentworth & Lorell, "$500 Bounty Problem: Are (Approximately) Deterministic Natural Latents All You Need?" (Apr 2025)',
+    searches=True,
 )
 def _check_deterministic_conjecture(ctx: Context) -> Result:
     rng = ctx.rng("natural_latents.deterministic_conjecture")
@@ -321,7 +329,9 @@ def _check_deterministic_conjecture(ctx: Context) -> Result:
                   f"over shapes {list(shapes)}: Dirichlet draws plus Nelder–Mead over softmax logits towards eps "
                   f"targets; deterministic latents searched = every function of X (all partitions of the X cells), "
                   f"so each ratio is an upper bound for that joint. Worst joint "
-                  f"{_fmt(r['P'])} (shape {r['P'].shape}), latent labels {r['labels'].ravel().tolist()}")
+                  f"{_fmt(r['P'])} (shape {r['P'].shape}), latent labels {r['labels'].ravel().tolist()}. The verdict is open "
+                  "whatever the search finds (a finite ratio cannot refute an O(1) claim): stable by construction",
+                  budget_stable=True)
 
 
 @claim(
@@ -332,6 +342,7 @@ def _check_deterministic_conjecture(ctx: Context) -> Result:
     Settled here by searching binary joints for the ratio I(Γ;X1|X2)/eps.""",
     source='Wentworth & Lorell, "Resampling Conserves Redundancy (Approximately)" (Aug 2025, withdrawn after '
            'a counterexample by J. Gillen & A. Harwood)',
+    searches=True,
 )
 def _check_kl_resampling(ctx: Context) -> Result:
     rng = ctx.rng("natural_latents.kl_resampling")
@@ -347,7 +358,7 @@ def _check_kl_resampling(ctx: Context) -> Result:
     found = kl_resampling_curve(rng, targets, n_starts=ctx.pick(4, 10, 32), maxiter=ctx.pick(800, 1500, 3000))
     in_band = {t: f for t, f in found.items() if f["in_band"]}
     search_max = max((f["ratio"] for f in in_band.values()), default=float("nan"))
-    refuted = any(r["ratio"] > 9 for r in pinned.values()) or search_max > 9
+    refuted = any(r["ratio"] > 9 for r in pinned.values()) or search_max > 9 * (1 + VERIFY_REL)
     best_t = max(in_band, key=lambda t: in_band[t]["ratio"]) if in_band else None
     observed = {f"search eps~{t:g}": round(f["ratio"], 3) for t, f in found.items()}
     observed.update({f"pinned {k}": round(v["ratio"], 3) for k, v in pinned.items()})
@@ -362,7 +373,10 @@ def _check_kl_resampling(ctx: Context) -> Result:
               f"(the lemma bounds only the redundancy errors; with all three errors <= eps see "
               f"natural_latents.kl_resampling_all_errors); at eps {pinned['eps~1e-5']['eps']:.2e} ratio {pinned['eps~1e-5']['ratio']:.2f}: the ratio "
               f"grows as eps shrinks" + ("; the lead (~9.7 eps at eps ~1e-4) is confirmed" if in_band.get(1e-4, {}).get("ratio", 0) > 9 else ""))
-    return Result("counterexample" if refuted else "open", "ratio <= 9", observed, 9.0, detail)
+    if refuted:
+        detail += _VERIFIED
+    return Result("counterexample" if refuted else "open", "ratio <= 9", observed, 9.0, detail,
+                  budget_stable=True if refuted else None)
 
 
 @claim(
@@ -374,6 +388,7 @@ def _check_kl_resampling(ctx: Context) -> Result:
     under marginalisation).""",
     source='D. Lorell, "Resampling Conserves Redundancy & Mediation (Approximately) Under the Jensen-Shannon '
            'Divergence" (Oct 2025)',
+    searches=True,
 )
 def _check_js_resampling(ctx: Context) -> Result:
     rng = ctx.rng("natural_latents.js_resampling")
@@ -406,7 +421,21 @@ def _check_js_resampling(ctx: Context) -> Result:
               f"ε^Γ_2/bound = {on_kl['g2'] / on_kl['bound2']:.3f}. JS computed with log1p (accurate for tiny JS)")
     if bad is not None:
         detail += f"; violation at P = {_fmt(bad, 8)} (shape {bad.shape})"
-    return Result(holds_if(ok), 1.0, {"red2": worst2, "med": worstm, "g1": worst1}, 1e-9, detail)
+    if bad is not None:
+        detail += ". The violation is computed exactly from that joint, so another seed's search cannot undo it"
+    return Result(holds_if(ok), 1.0, {"red2": worst2, "med": worstm, "g1": worst1}, 1e-9, detail,
+                  budget_stable=True if bad is not None else None)
+
+
+def _growth_per_decade(per_eps: dict[float, float]) -> str:
+    """The least-squares slope of the worst ratio against −log10 eps over this run's in-band targets
+    (computed here, never quoted), or '' with fewer than two targets."""
+    if len(per_eps) < 2:
+        return ""
+    x = -np.log10(np.array(sorted(per_eps)))
+    y = np.array([per_eps[t] for t in sorted(per_eps)])
+    slope = float(np.polyfit(x, y, 1)[0])
+    return f" In this run the worst ratio rises {slope:.2f} per decade of eps over eps {min(per_eps):g}..{max(per_eps):g}."
 
 
 @claim(
@@ -417,6 +446,7 @@ def _check_js_resampling(ctx: Context) -> Result:
     I(Γ;X1|X2) <= 9·eps. Searched: the worst ratio I(Γ;X1|X2)/eps per eps, binary and larger joints.""",
     source='Wentworth & Lorell, "Resampling Conserves Redundancy (Approximately)" (Aug 2025, withdrawn); '
            "the all-errors variant asked by this project's audit (issue 9)",
+    searches=True,
 )
 def _check_kl_resampling_all_errors(ctx: Context) -> Result:
     pinned = {}
@@ -440,7 +470,7 @@ def _check_kl_resampling_all_errors(ctx: Context) -> Result:
                 if f["ratio"] > worst["ratio"]:
                     worst = {**f, "shape": shape}
     crossed = sorted(t for t, v in per_eps.items() if v > 9)
-    refuted = any(v["ratio"] > 9 for v in pinned.values()) or bool(crossed)
+    refuted = any(v["ratio"] > 9 for v in pinned.values()) or any(per_eps[t] > 9 * (1 + VERIFY_REL) for t in crossed)
     observed = {f"search eps~{t:g}": round(v, 3) for t, v in sorted(per_eps.items(), reverse=True)}
     observed.update({f"pinned {k}": round(v["ratio"], 3) for k, v in pinned.items()})
     detail = (f"worst I(Γ;X1|X2)/max(all three errors) found by L-BFGS over softmax logits (entries >= 1e-14, "
@@ -451,8 +481,6 @@ def _check_kl_resampling_all_errors(ctx: Context) -> Result:
                  f"red1 {worst['red1']:.3g}, red2 {worst['red2']:.3g})" if per_eps else "")
               + ". Pinned joints (checked at 50 digits in the tests): "
               + "; ".join(f"{k}: max error {v['eps']:.3g}, ratio {v['ratio']:.3f}" for k, v in pinned.items())
-              + ". Recorded runs of this search (more starts): with binary X1 the worst ratio rises about 0.93 per decade of eps (5.93, 7.80, 9.63, 10.52 "
-              "at 1e-4, 1e-6, 1e-8, 1e-9); a ternary X1 crosses 9 near eps 1.2e-4 (6.38, 7.31, 8.30, 9.19, 11.01, 12.80 "
-              "at 3e-3, 1e-3, 3e-4, 1e-4, 1e-5, 1e-6; the same optimum from 6 seeds), and 4- or 5-valued X1 or a "
-              "larger X2 or Λ found no more")
-    return Result("counterexample" if refuted else "open", "ratio <= 9", observed, 9.0, detail)
+              + "." + _growth_per_decade(per_eps) + (_VERIFIED if refuted else ""))
+    return Result("counterexample" if refuted else "open", "ratio <= 9", observed, 9.0, detail,
+                  budget_stable=True if refuted else None)

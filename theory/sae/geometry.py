@@ -241,6 +241,7 @@ def _r(x: Any, digits: int = 4) -> Any:
     interpolated linearly in log L0 at common L0 values.""",
     source="Seed 000 (jacobcd52's question under 'Improving Dictionary Learning with Gated Sparse "
     "Autoencoders', Rajamanoharan et al. 2024); shrinkage measure from Wright & Sharkey 2024.",
+    searches=True,
 )
 def _check_gated_vs_rescaled(ctx: Context) -> Result:
     kw = ctx.pick(
@@ -350,6 +351,7 @@ def bound_verdict(ex: dict[str, Any], which: str = "bound") -> dict[str, Any]:
     A control starts the bound SAE at the ground truth.""",
     source="Seed 004 (Lucius Bushnaq: an SAE whose dictionary's second half is a learned linear map "
     "of the first, to test for matrix binding).",
+    searches=True,
 )
 def _check_bound_dictionary(ctx: Context) -> Result:
     # The plain SAE baseline must have converged: at lr 3e-3 its MMCS changes by < 0.015 per

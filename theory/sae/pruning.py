@@ -352,6 +352,7 @@ NULL_SPACE = dict(n_null=8, n_dense=8, p_dense=0.5)
     source="seed 003 (Sam Marks: removing the latents above frequency 0.038 of a 8192-latent dictionary "
     "brought L0 below 40, with a worse MSE than the dictionary trained at that L0 but a slightly better loss "
     "recovered)",
+    searches=True,
 )
 def _check_high_frequency_pruning(ctx: Context) -> Result:
     base, p = claim_toy_model(ctx)
