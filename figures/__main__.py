@@ -1,13 +1,15 @@
 """``python -m figures [--preset quick|full|tiny] [--only figNN] [--jobs N]``: regenerate the figures.
 
 Each module ``figures/figNN_*.py`` defines ``PRESETS`` (tiny, quick, full) and
-``make(cfg, out_dir, device) -> list[Path]``. The quick preset writes the gallery
-(``figures/out``); tiny and full write to ``figures/out/<preset>/`` unless ``--out`` is given.
-With ``--jobs N`` the scripts run in N worker processes. Each script prints a line when it
-starts and when it ends; the timings go to the console and ``<out>/timings.json`` (untracked),
-never into the figures. ``--threads auto`` (the default) gives each worker one CPU thread:
-the figures' models are toy-sized, and one thread is both fastest and unaffected by another
-busy process (see :func:`toymodels.device.choose_threads`).
+``make(cfg, out_dir, device) -> list[Path]``. The figures go under the working directory,
+never into the package: the quick preset to ``out/figures/``, tiny and full to
+``out/figures/<preset>/``, unless ``--out`` is given (``make gallery`` passes ``--out gallery``
+to refresh the README's tracked gallery). With ``--jobs N`` the scripts run in N worker
+processes. Each script prints a line when it starts and when it ends; the timings go to the
+console and ``<out>/timings.json`` (ignored by git, in the gallery too), never into the
+figures. ``--threads auto`` (the default) gives each worker one CPU thread: the figures'
+models are toy-sized, and one thread is both fastest and unaffected by another busy process
+(see :func:`toymodels.device.choose_threads`).
 """
 from __future__ import annotations
 
@@ -30,7 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--preset", choices=PRESET_NAMES, default="quick")
     p.add_argument("--only", default="", help="run the figure modules whose name starts with this")
     p.add_argument("--out", type=Path, default=None,
-                   help="output folder (default figures/out for quick, figures/out/<preset> otherwise)")
+                   help="output folder (default, under the working directory: out/figures for quick, "
+                        "out/figures/<preset> otherwise)")
     p.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
     p.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
     p.add_argument("--threads", default="auto", help="CPU threads per worker: a number, or auto (default: 1)")
@@ -72,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     (Path(out) / "timings.json").write_text(json.dumps(
         {"preset": args.preset, "jobs": jobs, "threads": threads, "total_seconds": round(total, 2), "scripts": timings},
         indent=2) + "\n")
-    print(f"{n} figure scripts in {total:.1f} s ({args.preset} preset, {jobs} job(s))")
+    print(f"{n} figure scripts in {total:.1f} s ({args.preset} preset, {jobs} job(s)); figures in {out}/, "
+          f"timings in {Path(out) / 'timings.json'}")
     return 0
 
 

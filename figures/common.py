@@ -1,4 +1,12 @@
-"""What every figure script shares: presets, the output folder, saving PNGs."""
+"""What every figure script shares: presets, the output folders, saving PNGs.
+
+Generated files never land in the package or anywhere tracked by accident: ``python -m
+figures`` writes under the working directory (:data:`OUT`, ignored by git) unless ``--out``
+says otherwise. The README's gallery is the tracked folder ``gallery/`` at the top of the
+repository, refreshed only on purpose (``make gallery``); the figures differ in their last
+pixels from one CPU to another (vectorised kernels round differently), so a demo run must
+never write over it.
+"""
 from __future__ import annotations
 
 import os
@@ -9,14 +17,17 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-OUT = Path(__file__).resolve().parent / "out"
-"""The gallery: the quick preset's figures (tracked); other presets go to OUT / preset."""
+OUT = Path("out") / "figures"
+"""The default output folder, relative to the working directory (ignored by git): the quick
+preset's figures go here, other presets to ``OUT / preset``."""
 PRESET_NAMES = ("tiny", "quick", "full")
 
 
 def default_out(preset: str) -> Path:
-    """Where a preset's figures go by default: the gallery (``OUT``) for quick, its own
-    untracked folder ``OUT/<preset>`` for tiny and full, so they never replace the gallery."""
+    """Where a preset's figures go by default (relative to the working directory): ``OUT`` for
+    quick, its own folder ``OUT/<preset>`` for tiny and full, so presets never mix."""
+    if preset not in PRESET_NAMES:
+        raise ValueError(f"preset must be one of {PRESET_NAMES}, got {preset!r}")
     return OUT if preset == "quick" else OUT / preset
 
 
