@@ -32,6 +32,7 @@ This module holds the run: chunks, resume, the step loop (:func:`_run_steps`), e
 """
 from __future__ import annotations
 
+import sys
 import time
 from contextlib import closing, nullcontext
 from dataclasses import dataclass, field
@@ -85,6 +86,7 @@ from .runs import (
     load_checkpoint,
     lock_run_folder,
     prepare_new_run,
+    read_json,
     rng_state_to_cpu,
     save_checkpoint,
     save_weights,
@@ -118,6 +120,9 @@ class TrainResult:
     ``NONCONVERGENCE_FACTOR`` times the loss at initialisation (see :func:`converged_instances`)."""
     initial_loss: torch.Tensor | None = None
     """(I,) the training loss of the first step (the initial weights on the first batch)."""
+    reused: bool = False
+    """True when the run folder already held this finished run (same settings and steps):
+    nothing was trained, the model came from its final checkpoint (see :func:`train`)."""
 
 
 # ---------------------------------------------------------------------- training
@@ -403,8 +408,12 @@ def train(
     record = {"model": model.spec(), "data": source.spec(), "train": train_record(config)}
     out = check_writable_dir(out) if out is not None else None
     states: dict[int, dict[str, Any]] = {}
+    reused = None
     with lock_run_folder(out) if out is not None else nullcontext():
         if out is not None:
+            if not resume and not overwrite:
+                reused = finished_run(out, record, config)
+                resume = reused is not None
             if resume:
                 per_chunk, states = _resume_states(out, record, config, n_inst, dev)
                 fit = _fit_instances(model, config.batch_size, _memory_budget(dev))
@@ -417,6 +426,14 @@ def train(
                 prepare_new_run(out, overwrite)
             write_json(out / "config.json", record)
         result = _train_chunks(model, source, config, out, record, per_chunk, states, (eval_batch, eval_instances), desc)
+        if reused is not None:  # nothing trained: keep what the run measured when it did train
+            result.reused = True
+            for key in ("train_seconds", "peak_memory_bytes", "peak_memory_scope"):
+                if key in reused:
+                    result.metrics[key] = reused[key]
+            result.train_seconds = float(reused.get("train_seconds", result.train_seconds))
+            print(f"{out}: already holds this finished run (same settings, {config.steps} steps): loaded from its "
+                  "final checkpoint, nothing trained (overwrite=True / --overwrite trains it again)", file=sys.stderr)
         if metrics is not None:
             result.metrics.update(metrics(model))
         if out is not None:
@@ -424,6 +441,29 @@ def train(
             write_json(out / "history.json", result.history)
             write_json(out / "metrics.json", result.metrics)
     return result
+
+
+def finished_run(out: Path, record: dict[str, Any], config: TrainConfig) -> dict[str, Any] | None:
+    """The metrics of the finished run in ``out`` when it is this run: its metrics written (the
+    trainer's last file) and every checkpoint at step ``steps`` recording the same settings,
+    steps included (the experiments layer may rewrite config.json and the weights afterwards,
+    e.g. best-of-N keeping the winners, so the checkpoints are what is compared). A "rerun" is
+    then a resume with nothing left to train: it evaluates on the very data the first run
+    evaluated on and leaves the source where the first run left it. Else None, and the usual
+    rules apply (a different run is refused without ``overwrite``)."""
+    ckpts = sorted(out.glob("checkpoint*.pt"))
+    if not (out / "metrics.json").is_file() or not ckpts:
+        return None
+    try:
+        metrics = read_json(out / "metrics.json")
+        states = [load_checkpoint(c, "cpu") for c in ckpts]
+    except (RunFolderError, OSError, ValueError):
+        return None
+    for state in states:
+        run = state.get("run")
+        if int(state["step"]) != config.steps or not isinstance(run, dict) or settings_diff(run, record, ignore=()):
+            return None
+    return metrics if isinstance(metrics, dict) else None
 
 
 def _train_chunks(
