@@ -278,6 +278,7 @@ def check_condition_scales(ctx: Context) -> Result:
     falls strictly as the density rises over p = 0.01..0.5 (other active features share the two
     hidden dimensions, and the swap along W_i moves their readouts too).""",
     source="seed 002 (causal abstraction on trained models); Elhage et al. 2022 (the 5→2 toy model)",
+    searches=True,
 )
 def check_toy_model_alignment(ctx: Context) -> Result:
     r = toy_model_iia(ctx)
@@ -315,19 +316,20 @@ def toy_model_iia(ctx: Context, densities: Sequence[float] = TOY_DENSITIES, *, t
     the IIA of the 'feature i read from W_i·h' hypothesis (averaged over i), on all pairs and on
     the pairs where no other feature is active."""
     from toymodels.data import SparseFeatures
+    from toymodels.device import derive_seed
     from toymodels.experiments import train_tms
     from toymodels.models import TMSConfig
     from toymodels.train import TrainConfig
 
     steps, best_of, pairs = ctx.pick(800, 2000, 5000), ctx.pick(1, 2, 4), ctx.pick(500, 4000, 20000)
     run = train_tms(TMSConfig(5, 2, n_instances=1), train_p, train=TrainConfig(steps=steps, batch_size=1024),
-                    best_of=best_of, seed=ctx.seed, device=ctx.device)
+                    best_of=best_of, seed=derive_seed(ctx.seed, "causal", "toy_model", "train"), device=ctx.device)
     W, b = run.model.W_IMN.detach()[0].cpu(), run.model.b_IN.detach()[0].cpu()
     n = W.shape[1]
     iia, on_cond, frac, pcond = [], [], [], []
     n_cond = n_cond_agree = 0
     for k, p in enumerate(densities):
-        src = SparseFeatures(n, float(p), 1, seed=ctx.seed * 1000 + 17 + k)
+        src = SparseFeatures(n, float(p), 1, seed=derive_seed(ctx.seed, "causal", "toy_model", "pairs", k))
         xb, xs = src.sample(pairs)[0], src.sample(pairs)[0]
         a_all, a_cond, f_cond = [], [], []
         for i in range(n):

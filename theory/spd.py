@@ -142,6 +142,7 @@ def run_tms_spd(ctx: Context, feature_probability: float = 0.05):
     with cosine at least 0.9, and its causal importance is on for its own feature's input and off
     for every other feature's.""",
     source="Bushnaq, Braun & Sharkey 2025, Stochastic Parameter Decomposition, TMS experiment (seed 002)",
+    searches=True,
 )
 def check_tms_components(ctx: Context) -> Result:
     tms, run = run_tms_spd(ctx)

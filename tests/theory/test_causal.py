@@ -140,3 +140,17 @@ def test_symbolic_verdict_agrees_with_enumeration(a1, a2, c, aligned, with_condi
             assert low.run(x)["y"] != high.run({"x": x[aligned]})["y"]
         else:
             assert ce["variable"] in ("x", "y")
+
+
+def test_only_the_trained_check_searches():
+    # The trained toy model's verdict gets a second opinion on fresh seeds; the exact puzzles do not.
+    load_all()
+    assert {cid for cid in IDS if CLAIMS[cid].searches} == {"causal.toy_model_alignment"}
+
+
+def test_toy_model_iia_follows_the_context_seed():
+    # The second opinion must draw a fresh model and fresh pairs: everything derives from ctx.seed.
+    a, b = TC.toy_model_iia(Context(budget="tiny", seed=0), (0.1,)), TC.toy_model_iia(Context(budget="tiny", seed=1), (0.1,))
+    assert not torch.equal(a["W"], b["W"])
+    again = TC.toy_model_iia(Context(budget="tiny", seed=0), (0.1,))
+    assert torch.equal(a["W"], again["W"]) and a["iia"] == again["iia"]

@@ -346,3 +346,9 @@ def test_toy_model_spectrum_fails_on_a_wrong_hvp(monkeypatch):
     monkeypatch.setattr(hclaims, "toy_model_instance_loss", lambda *a, **k: Off(**vars(real(*a, **k))))
     rec = run_claim(CLAIMS["hessian.toy_model_spectrum"], Context(budget="tiny"))
     assert rec.verdict == "fails" and "check raised" not in rec.detail, rec.detail
+
+
+def test_only_the_trained_check_searches():
+    # hessian.toy_model_spectrum trains a toy model: its verdict gets a second opinion on fresh seeds.
+    ids = [cid for cid in CLAIMS if cid.startswith("hessian.")]
+    assert {cid for cid in ids if CLAIMS[cid].searches} == {"hessian.toy_model_spectrum"}

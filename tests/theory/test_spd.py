@@ -87,3 +87,10 @@ def test_claims_at_tiny_budget():
     rec = run_claim(CLAIMS["spd.tms_components"], Context(budget="tiny"))
     assert rec.verdict in ("holds", "fails") and "check raised" not in rec.detail, rec.detail
     assert "live" in rec.detail
+
+
+def test_the_decomposition_claim_searches():
+    # SPD trains: spd.tms_components gets a second opinion on fresh seeds. The question's only
+    # verdict is 'open', so a second opinion could never disagree: it is not marked.
+    load_all()
+    assert CLAIMS["spd.tms_components"].searches and not CLAIMS["spd.bigram_components"].searches

@@ -276,10 +276,12 @@ def _check_hutchinson_variance(ctx: Context) -> Result:
     source="Seed 004 (top/bottom Hessian eigenvalues and the rank without the Hessian in memory); "
     "Ghorbani, Krishnan & Xiao 2019, 'An investigation into neural net optimization via Hessian "
     "eigenvalue density'; Parlett, The Symmetric Eigenvalue Problem (interlacing of Ritz values).",
+    searches=True,
 )
 def _check_toy_model_spectrum(ctx: Context) -> Result:
     n, mh, steps, batch = ctx.pick((10, 3, 300, 512), (20, 5, 1000, 2048), (40, 8, 3000, 4096))
-    model = train_tms(TMSConfig(n_features=n, d_hidden=mh, importance_decay=0.8), 0.05, seed=ctx.seed, device=ctx.device,
+    model = train_tms(TMSConfig(n_features=n, d_hidden=mh, importance_decay=0.8), 0.05,
+                      seed=derive_seed(ctx.seed, "hessian", "toy_model_spectrum", "train"), device=ctx.device,
                       train=TrainConfig(steps=steps, batch_size=1024, lr=3e-3, quiet=True, eval_samples=2048,
                                         log_every=100)).model
     x = SparseFeatures(n, 0.05, seed=derive_seed(ctx.seed, "hessian_batch") % 2**31, device=ctx.device).sample(batch)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
-from typing import Callable, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 import scipy.optimize
@@ -128,11 +128,13 @@ def limit_loss(W: torch.Tensor, b: torch.Tensor, mask: torch.Tensor | None = Non
     return own.sum(-1) + off.sum((-1, -2))
 
 
-def represented(W: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Features whose output ever opens: ||W_i||² + b_i > 0 (with b_i <= 0 the output
-    ReLU(||W_i||² x + b_i) of an active feature is 0 for every x in [0, 1] otherwise, so the
-    feature is not represented however long W_i is). Shape (..., n), bool."""
-    return W.square().sum(-2) + b > 0
+def represented(W: torch.Tensor, b: torch.Tensor, min_output: float = 0.0) -> torch.Tensor:
+    """Features whose output ever opens: ||W_i||² + b_i > ``min_output`` (with b_i <= 0 the output
+    ReLU(||W_i||² x + b_i) of an active feature is largest at x = 1, and 0 for every x in [0, 1] when
+    ||W_i||² + b_i <= 0, so the feature is not represented however long W_i is). A feature that opens
+    by ε changes the loss by O(ε²): ``min_output`` > 0 keeps such float-level openings out of the
+    count. Shape (..., n), bool."""
+    return W.square().sum(-2) + b > min_output
 
 
 def _adam_limit(W: torch.Tensor, b: torch.Tensor, mask: torch.Tensor, steps: int, lr: float) -> None:
@@ -149,27 +151,88 @@ def _adam_limit(W: torch.Tensor, b: torch.Tensor, mask: torch.Tensor, steps: int
         opt.step()
 
 
+def polygon_starts(ns: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The analytic candidates of the p → 0 search, the "known answers" it starts from: for each
+    n in ``ns`` and each k <= n, the regular k-gon with its optimal squared norm and bias
+    (:func:`best_polygon`) on the first k features, the other n - k dropped (W_i = 0, b_i = 0).
+    k = 1 is one dedicated feature, k = 2 the antipodal pair, k = 4 two antipodal pairs, k = 5 the
+    pentagon, k = 7 the prediction. Returns W (len(ns), A, 2, N) and b (len(ns), A, N), float64,
+    with A = N = max(ns); an n < N repeats its n-gon in the spare slots (padded features are zero)."""
+    ns = [check_int("n", n, 1) for n in ns]
+    N = max(ns)
+    W = torch.zeros(len(ns), N, 2, N, dtype=torch.float64)
+    b = torch.zeros(len(ns), N, N, dtype=torch.float64)
+    for c, n in enumerate(ns):
+        for slot in range(N):
+            k = min(slot + 1, n)
+            _, a, bias = best_polygon(k)
+            ang = 2 * math.pi * torch.arange(k, dtype=torch.float64) / k
+            W[c, slot, :, :k] = math.sqrt(a) * torch.stack([torch.cos(ang), torch.sin(ang)])
+            b[c, slot, :k] = bias
+    return W, b
+
+
+class LimitSearch(NamedTuple):
+    """What :func:`descend_limit_loss` returns."""
+
+    W: torch.Tensor
+    """(len(ns), S, 2, N): the last round's configurations, the best found in slot 0."""
+    b: torch.Tensor
+    """(len(ns), S, N), <= 0."""
+    loss: torch.Tensor
+    """(len(ns), S): their :func:`limit_loss`; slot 0 holds the lowest of the whole search."""
+    random_first_round: torch.Tensor
+    """(len(ns), starts): the loss each *random* start reached in the first round, before any hop
+    or analytic start could help it: how often the search alone finds the optimum."""
+    lowest: torch.Tensor
+    """(len(ns),): the lowest loss any configuration reached at any round (the evidence a better
+    configuration than the prediction exists, if it is below it)."""
+
+
 def descend_limit_loss(ns: Sequence[int], *, starts: int = 64, steps: int = 2000, lr: float = 0.03,
                        hops: int = 2, hop_noise: float = 0.3, init_scale: float = 0.8,
-                       seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                       seed: int = 0, init: tuple[torch.Tensor, torch.Tensor] | None = None) -> LimitSearch:
     """Train the p → 0 toy model: Adam on :func:`limit_loss` from ``starts`` random (W, b) per n
-    in ``ns`` (float64, all n in one batch padded to max(ns) features), then ``hops`` rounds of
-    basin hopping — every start restarts from the best configuration so far plus Gaussian noise
-    (``hop_noise``) and descends ``steps // 2`` more. No assumption on the configuration's shape.
-    Returns (W (len(ns), S, 2, N), b (len(ns), S, N), loss (len(ns), S)) of the last round with
-    the best configuration so far in slot 0; padded features are zero."""
+    in ``ns`` (float64, all n in one batch padded to max(ns) features) plus the configurations
+    ``init`` (W (len(ns), A, 2, N), b (len(ns), A, N); e.g. :func:`polygon_starts`), then ``hops``
+    rounds of basin hopping — every start restarts from the best configuration so far plus
+    Gaussian noise (``hop_noise``) and descends ``steps // 2`` more. The best so far starts as the
+    best of ``init`` as given (undescended), so the search never ends above a known answer: it can
+    only find a lower configuration. Nothing else is assumed about the configuration's shape.
+    Returns a :class:`LimitSearch`; padded features are zero."""
     ns = [check_int("n", n, 1) for n in ns]
+    starts = check_int("starts", starts, 1)
     N, C = max(ns), len(ns)
     g = torch.Generator().manual_seed(int(seed))
-    mask = (torch.arange(N)[None, :] < torch.tensor(ns)[:, None]).to(torch.float64)[:, None, :].expand(-1, starts, -1)
     W = torch.randn(C, starts, 2, N, generator=g, dtype=torch.float64) * init_scale
     b = -0.3 * torch.rand(C, starts, N, generator=g, dtype=torch.float64)
+    A = 0
+    if init is not None:
+        W0, b0 = (t.to(torch.float64) for t in init)
+        if W0.shape[:2] != b0.shape[:2] or W0.shape[0] != C or W0.shape[2:] != (2, N) or b0.shape[2:] != (N,):
+            raise ValueError(f"init must be W ({C}, A, 2, {N}) and b ({C}, A, {N}), got {tuple(W0.shape)} and "
+                             f"{tuple(b0.shape)}")
+        A = W0.shape[1]
+        W, b = torch.cat([W, W0], 1), torch.cat([b, b0.clamp_max(0.0)], 1)
+    S = starts + A
+    mask = (torch.arange(N)[None, :] < torch.tensor(ns)[:, None]).to(torch.float64)[:, None, :].expand(-1, S, -1)
     best_W, best_b, best_L = None, None, None
+    if A:
+        with torch.no_grad():
+            Wa, ba = W[:, starts:] * mask[:, starts:, None, :], b[:, starts:] * mask[:, starts:]
+            La = limit_loss(Wa, ba, mask[:, starts:])
+            i = La.argmin(1)
+            best_W, best_b, best_L = Wa[torch.arange(C), i], ba[torch.arange(C), i], La[torch.arange(C), i]
+    lowest = best_L.clone() if best_L is not None else torch.full((C,), math.inf, dtype=torch.float64)
+    first = None
     for round_ in range(hops + 1):
         _adam_limit(W, b, mask, steps if round_ == 0 else steps // 2, lr)
         with torch.no_grad():
             Wm, bm = W.detach() * mask[..., None, :], b.detach().clamp_max(0.0) * mask
             L = limit_loss(Wm, bm, mask)
+            if first is None:
+                first = L[:, :starts].clone()
+            lowest = torch.minimum(lowest, L.min(1).values)
             i = L.argmin(1)
             cand_W, cand_b, cand_L = Wm[torch.arange(C), i], bm[torch.arange(C), i], L[torch.arange(C), i]
             if best_L is None:
@@ -180,8 +243,8 @@ def descend_limit_loss(ns: Sequence[int], *, starts: int = 64, steps: int = 2000
                 best_b = torch.where(better[:, None], cand_b, best_b)
                 best_L = torch.minimum(cand_L, best_L)
             if round_ < hops:
-                W = best_W[:, None] + hop_noise * torch.randn(C, starts, 2, N, generator=g, dtype=torch.float64)
-                noise = hop_noise * torch.randn(C, starts, N, generator=g, dtype=torch.float64)
+                W = best_W[:, None] + hop_noise * torch.randn(C, S, 2, N, generator=g, dtype=torch.float64)
+                noise = hop_noise * torch.randn(C, S, N, generator=g, dtype=torch.float64)
                 b = (best_b[:, None] + noise).clamp_max(0.0)
     Wm[:, 0], bm[:, 0], L[:, 0] = best_W, best_b, best_L
-    return Wm, bm, L
+    return LimitSearch(Wm, bm, L, first, lowest)
