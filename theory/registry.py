@@ -273,3 +273,13 @@ def run_claim(c: Claim, ctx: Context) -> Record:
         rec = Record(c.id, c.status, "fails", None, None, None, f"{ERROR_PREFIX}{type(e).__name__}: {e} ({tb})")
     rec.seconds = time.perf_counter() - t0
     return rec
+
+
+def run_claim_in_worker(cid: str, budget: str, seed: int, device: str, threads: str | int) -> dict[str, Any]:
+    """:func:`run_claim` of claim ``cid`` in a fresh worker process (``python -m theory --jobs``):
+    loads the registry, sets the torch threads, returns the record as JSON. Each claim draws
+    from its own seeds, so its record does not depend on which worker ran it, or when."""
+    from toymodels.device import set_threads
+
+    set_threads(threads)
+    return run_claim(load_all()[cid], Context(device=torch.device(device), budget=budget, seed=seed)).as_json()

@@ -212,3 +212,19 @@ def test_readme_verdict_section_quotes_no_number_outside_the_markers():
 def test_strip_timings(text, stripped):
     assert tm.strip_timings(text) == stripped
     assert tm.strip_timings(stripped) == stripped
+
+
+def test_jobs_gives_the_same_records(tmp_path):
+    """``python -m theory --jobs 2`` runs claims in spawned workers; each record is the same."""
+    import json
+    import subprocess
+    import sys
+
+    def run(*extra):
+        out = tmp_path / f"r{len(extra)}.json"
+        done = subprocess.run([sys.executable, "-m", "theory", "--only", "linalg", "--budget", "tiny", "--no-timings",
+                               "--json", str(out), *extra], capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return json.loads(out.read_text())["claims"]
+
+    assert run() == run("--jobs", "2")
