@@ -5,7 +5,8 @@ reference draws two (B, N) uniform tensors and a ``where`` — the usual noteboo
 Ours draws only the active entries: the coordinate form (``sample_coo``), the same batch
 embedded in D = 64 dims (``sample`` with ``d_embed``; the (B, N) tensor is never formed), and
 the same batch materialised densely (``sample`` without an embedding) for a like-for-like
-output. Rounds alternate in one process; the table reports the median.
+output. Rounds alternate in one process; the table reports the median. Besides the table
+the script prints one JSON line starting with ``{"bench": "data"`` (seconds per batch).
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import device_line, interleaved, table, timed  # noqa: E402
+from _common import device_line, emit, interleaved, table, timed  # noqa: E402
 
 from toymodels.data import SparseFeatures  # noqa: E402
 from toymodels.device import resolve_device  # noqa: E402
@@ -59,6 +60,8 @@ def main() -> None:
     if dev.type == "cpu":
         print(f"process peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB "
               f"(the dense reference alone needs ~{3 * 4 * n * b / 2**30 + n * b / 2**30:.1f} GiB)")
+    emit("data", [{"sampler": k, "seconds_per_batch": v} for k, v in t.items()], n_features=n, p=p, batch=b,
+         active=nnz, device=dev.type)
 
 
 if __name__ == "__main__":

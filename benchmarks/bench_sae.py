@@ -20,6 +20,21 @@ dense decoder matmul) and a dense BatchTopK SAE, all with autograd and Adam, all
 b_dec before the encoder as ours do. Ours and the reference alternate step by step in ONE
 process (after warm-up), so background load hits both alike; the table shows medians.
 
+End to end (``--sections end-to-end``, what ``make bench-check`` checks): the ``toymodels sae``
+command as a user runs it — in this process through ``toymodels.cli.main``: ``--data
+features`` at the same shapes with p = 0.01, ``--steps 15`` (``--e2e-steps``), run folder,
+final metrics (16,384 evaluation samples, MCC against the true directions) and
+``--threads auto`` included, with ``--data-thread off``, ``auto`` and ``on`` side by side —
+against a plain dense PyTorch training loop doing the same number of steps at the same batch
+size on the same data (dense ``rand`` draws of the same feature probability, embedded along
+the same directions): the dense reference SAE above, ``torch.optim.Adam``, decoder rows
+renormalised after each step, nothing evaluated or written (every cost beyond the steps
+counts against ours). Median wall seconds of rotating rounds. Targets: TopK >= 2x, ReLU >=
+1x; data thread ``auto`` no slower than ``off``.
+
+Besides the tables the script prints one JSON line starting with ``{"bench": "sae"``
+(``benchmarks/check.py`` reads it).
+
 Peak memory: on CPU, the peak of bytes allocated by PyTorch during one step, from the
 torch profiler's memory events (allocations minus frees in time order; parameters, data
 and optimizer state that exist before the step are not counted; our SAEs' reusable work
@@ -32,6 +47,7 @@ import argparse
 import os
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -39,6 +55,9 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import emit, interleaved, load_average, run_cli, table  # noqa: E402
 
 from toymodels.data import SparseFeatures  # noqa: E402
 from toymodels.sae import SAEConfig, build_sae  # noqa: E402
@@ -150,6 +169,75 @@ def peak_step_memory(step, x: torch.Tensor, device: torch.device) -> int:
     return int(peak)
 
 
+# ---------------------------------------------------------------------- end to end
+E2E_P = 0.01
+"""Feature probability of the end-to-end data (about 5 of the 512 features active)."""
+DATA_THREAD_MODES = ("off", "auto", "on")
+
+
+def cli_args(arch: str, steps: int, batch: int, out: Path, mode: str, threads: int | None) -> list[str]:
+    """``toymodels sae ...`` for one end-to-end run (CLI seed 0, the CPU)."""
+    return [
+        "sae", "--data", "features", "--arch", arch, "--n-features", str(N_FEATURES), "--d-model", str(D),
+        "--dict-size", str(F), "--feature-probability", str(E2E_P), "--l1-coefficient", str(L1),
+        *(["--k", str(K)] if arch in ("topk", "batchtopk") else []),
+        "--steps", str(steps), "--batch-size", str(batch), "--lr", "1e-3", "--device", "cpu",
+        "--out", str(out), "--overwrite", "--quiet", "--data-thread", mode,
+        *(["--threads", str(threads)] if threads else []),
+    ]
+
+
+def true_directions(device: torch.device) -> torch.Tensor:
+    """(N, D) the unit feature directions the CLI's ``--data features`` source embeds along
+    (the same seed, so the reference trains on the same data distribution)."""
+    from toymodels.cli.sae import SAEData, build_source
+
+    source, _ = build_source(SAEData(n_features=N_FEATURES, d_model=D, feature_probability=E2E_P), 0, device)
+    return source.directions[0]
+
+
+def reference_run(arch: str, directions: torch.Tensor, steps: int, batch: int, device: torch.device) -> None:
+    """The plain loop a notebook writes: build the dense SAE, then per step draw a dense batch
+    (two ``rand`` calls and a ``where``, times the directions), autograd, Adam, renormalise
+    the decoder rows."""
+    model = REFERENCES[arch](device)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    g = torch.Generator(device=device).manual_seed(1)
+    for _ in range(steps):
+        on = torch.rand(batch, N_FEATURES, generator=g, device=device) < E2E_P
+        x = torch.where(on, torch.rand(batch, N_FEATURES, generator=g, device=device), 0.0) @ directions
+        opt.zero_grad(set_to_none=True)
+        model.loss(x).backward()
+        opt.step()
+        with torch.no_grad():
+            model.W_dec /= model.W_dec.norm(dim=1, keepdim=True)
+
+
+def end_to_end(arch: str, steps: int, batch: int, rounds: int, threads: int | None) -> dict:
+    """Median wall seconds of the reference loop and of ``toymodels sae`` with each data-thread
+    mode, over ``rounds`` rotating rounds after a short warm-up run of each."""
+    device = torch.device("cpu")
+    directions = true_directions(device)
+    with tempfile.TemporaryDirectory(prefix="bench-sae-") as tmp:
+        def ours(mode: str, n_steps: int) -> None:
+            run_cli(cli_args(arch, n_steps, batch, Path(tmp) / mode, mode, threads))
+
+        runs = {"reference": lambda n_steps: reference_run(arch, directions, n_steps, batch, device),
+                **{mode: (lambda n_steps, mode=mode: ours(mode, n_steps)) for mode in DATA_THREAD_MODES}}
+        for run in runs.values():  # warm-up: first-call kernels, the allocator, the data thread
+            run(2)
+
+        def clocked(run) -> float:
+            t0 = time.perf_counter()
+            run(steps)
+            return time.perf_counter() - t0
+
+        t = interleaved({k: (lambda r=r: clocked(r)) for k, r in runs.items()}, rounds=rounds, rotate=True)
+    return {"section": "end-to-end", "arch": arch, "k": K if arch in ("topk", "batchtopk") else None,
+            "n_features": N_FEATURES, "d": D, "dict_size": F, "batch": batch, "steps": steps, "rounds": rounds,
+            "reference_s": t["reference"], **{f"{mode}_s": t[mode] for mode in DATA_THREAD_MODES}}
+
+
 # ---------------------------------------------------------------------- main
 def bench_device(device: torch.device, steps: int, batch_size: int, archs: list[str], budget_s: float) -> list[dict]:
     source = SparseFeatures(N_FEATURES, 0.01, 1, d_embed=D, seed=0, device=device)
@@ -196,18 +284,51 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto: CPU, and CUDA too when present")
     ap.add_argument("--archs", nargs="+", default=["relu", "topk", "batchtopk", "gated", "rescaled", "jumprelu", "bound"])
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    ap.add_argument("--sections", nargs="+", choices=("step", "end-to-end"), default=["step", "end-to-end"],
+                    help="step: one training step beside the dense reference's; end-to-end: `toymodels sae` with "
+                         "each data-thread mode beside a plain training loop (CPU; the --archs with a reference)")
+    ap.add_argument("--e2e-steps", type=int, default=15, help="training steps of each end-to-end run")
+    ap.add_argument("--e2e-rounds", type=int, default=3, help="alternating rounds of the end-to-end rows")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.e2e_steps < 1 or args.e2e_rounds < 1:
+        ap.error(f"--e2e-steps and --e2e-rounds must be >= 1, got {args.e2e_steps} and {args.e2e_rounds}")
     devices = [torch.device("cpu")] if args.device in ("auto", "cpu") else []
     if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available()):
         devices.append(torch.device("cuda"))
     t0 = time.perf_counter()
     load0 = os.getloadavg()[0]
     rows = []
-    for dev in devices:
-        rows += bench_device(dev, args.steps, args.batch_size, args.archs, budget_s=100.0)
-    print(f"SAE training step: {N_FEATURES} features in D={D}, F={F}, B={args.batch_size}, k={K}, 1 instance; "
+    if "step" in args.sections:
+        for dev in devices:
+            rows += bench_device(dev, args.steps, args.batch_size, args.archs, budget_s=100.0)
+    e2e = []
+    if "end-to-end" in args.sections and torch.device("cpu") in devices:
+        e2e = [end_to_end(arch, args.e2e_steps, args.batch_size, args.e2e_rounds, args.threads)
+               for arch in args.archs if arch in REFERENCES]
+    if rows:
+        print_step_table(rows, args.batch_size, load0)
+    if e2e:
+        print(f"\nEnd to end: `toymodels sae` (in process: run folder, final metrics; --threads {args.threads or 'auto'}) "
+              f"vs a plain dense training loop (same steps, batch, data); {N_FEATURES} features in D={D}, F={F}, "
+              f"B={args.batch_size}, p={E2E_P:g}, {args.e2e_steps} steps, wall clock, medians of {args.e2e_rounds} "
+              "rotating rounds")
+        print(table(
+            ["arch", "reference s", "ours off s", "ours auto s", "ours on s", "speed-up (auto)", "auto vs off"],
+            [[r["arch"] + (f" (k = {r['k']})" if r["k"] else ""), f"{r['reference_s']:.2f}", f"{r['off_s']:.2f}",
+              f"{r['auto_s']:.2f}", f"{r['on_s']:.2f}", f"{r['reference_s'] / r['auto_s']:.2f}x",
+              f"{r['off_s'] / r['auto_s']:.2f}x"] for r in e2e]))
+    load1 = load_average()
+    print(f"total {time.perf_counter() - t0:.0f} s; load average {load0:.1f} -> {load1:.1f}")
+    emit("sae", [{"section": "step", **r} for r in rows] + e2e, threads=torch.get_num_threads(),
+         load_average=[load0, load1])
+    return 0
+
+
+def print_step_table(rows: list[dict], batch_size: int, load0: float) -> None:
+    """The per-step table (one row per device and architecture)."""
+    print(f"SAE training step: {N_FEATURES} features in D={D}, F={F}, B={batch_size}, k={K}, 1 instance; "
           f"torch {torch.__version__}, {torch.get_num_threads()} CPU thread(s), load average {load0:.1f} -> {os.getloadavg()[0]:.1f}")
     print("memory: CPU = peak bytes allocated during one step (torch profiler memory events); "
           "CUDA = max_memory_allocated during one step above the allocation before it")
@@ -217,9 +338,8 @@ def main(argv: list[str] | None = None) -> int:
         sp = f"{r['speedup']:>8.2f}x" if r["speedup"] is not None else f"{'-':>9}"
         rm = f"{r['ref_mem'] / 2**20:>9.1f}" if r["ref_mem"] is not None else f"{'-':>9}"
         print(f"{r['device']:<6} {r['arch']:<10} {r['ours_ms']:>9.1f} {ref} {sp} {r['ours_mem'] / 2**20:>9.1f} {rm}")
-    print(f"total {time.perf_counter() - t0:.0f} s; medians of {min(r['steps'] for r in rows)}-{max(r['steps'] for r in rows)} "
+    print(f"medians of {min(r['steps'] for r in rows)}-{max(r['steps'] for r in rows)} "
           "interleaved steps after 2 warm-up steps")
-    return 0
 
 
 if __name__ == "__main__":
