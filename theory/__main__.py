@@ -240,6 +240,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--budget", choices=BUDGETS, default="default", help="simulation size (default: default)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--list", action="store_true", help="list the claims and exit")
+    p.add_argument("--wide", action="store_true",
+                   help="print predicted and observed in full in the console table (default: cut to 22 characters)")
     p.add_argument("--jobs", type=int, default=1,
                    help="run the claims in N worker processes (default 1); the records do not depend on it")
     p.add_argument("--threads", default="auto",
@@ -287,10 +289,13 @@ def main(argv: list[str] | None = None) -> int:
     ctx = Context(device=device, budget=args.budget, seed=args.seed)
     records = []
     print(f"{'ID':50s} {'status':11s} {'verdict':15s} {'stable':6s} {'predicted':>22s} {'observed':>22s}  secs")
+    def cell(x: object) -> str:  # --wide: the whole value, as JSON-safe text; else 22 characters
+        return json.dumps(x, default=str) if args.wide else f"{_short(x, 22):>22s}"
+
     for i, rec in _records(registry, ids, ctx, args):
         records.append(rec)
         print(f"{i:50s} {rec['status']:11s} {rec['verdict']:15s} {stable_cell(rec):6s} "
-              f"{_short(rec['predicted'], 22):>22s} {_short(rec['observed'], 22):>22s}  {rec['seconds']:.1f}", flush=True)
+              f"{cell(rec['predicted'])} {cell(rec['observed'])}  {rec['seconds']:.1f}", flush=True)
         if rec["verdict"] != "holds":
             print(reason(rec), flush=True)
     print(summary(records))

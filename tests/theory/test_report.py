@@ -228,3 +228,15 @@ def test_jobs_gives_the_same_records(tmp_path):
         return json.loads(out.read_text())["claims"]
 
     assert run() == run("--jobs", "2")
+
+
+def test_wide_prints_predicted_and_observed_in_full(capsys):
+    """The console table cuts values to 22 characters; --wide prints them whole (issue 22)."""
+    from theory.__main__ import main
+
+    assert main(["--only", "linalg.truth_like_directions", "--budget", "tiny"]) == 0
+    narrow = capsys.readouterr().out
+    assert main(["--only", "linalg.truth_like_directions", "--budget", "tiny", "--wide"]) == 0
+    wide = capsys.readouterr().out
+    full = '{"1": 2, "2": 4, "3": 8, "4": 16, "5": 32, "6": 64}'
+    assert full in wide and full not in narrow
