@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import copy
 import itertools
+import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -135,6 +136,7 @@ def _train_dict(ns: argparse.Namespace) -> dict[str, Any]:
     from . import _common
 
     t = asdict(_common.train_config(ns))
+    check_int("steps", t["steps"], 1)  # steps = 0 would "finish" every point untrained
     for k in ("quiet", "prefetch_elements"):
         t.pop(k, None)
     t["betas"] = list(t["betas"])
@@ -175,6 +177,9 @@ def sae_config(ns: argparse.Namespace) -> dict[str, Any]:
     d = data.d_model or DEFAULT_D_MODEL
     p = data.feature_probability if data.feature_probability is not None else min(1.0, 3.0 / n)
     arch = ns.arch
+    if ns.k and arch not in k_archs():
+        raise ValueError(f"k = {ns.k[0]} has no effect for arch {arch!r} (k applies to {', '.join(sorted(k_archs()))}); "
+                         "remove it")
     l1 = float(ns.l1_coefficient[0])
     k = (int(ns.k[0]) if ns.k else DEFAULT_K) if arch in k_archs() else None
     dict_size = ns.dict_size if ns.dict_size is not None else 4 * d
@@ -195,6 +200,9 @@ def spec_points(spec: Any, parser: argparse.ArgumentParser) -> list[Any]:
     and value checked against the command's ``parser`` (one-line ValueError)."""
     from ..sweep import Point
 
+    from ..sweep.runner import check_n_points
+
+    check_n_points(spec.n_points)  # before any work: a huge grid would not finish planning
     flags = command_flags(parser)
     checked: dict[str, Any] = {}
     for table, values in (("fixed", spec.fixed), ("grid", spec.grid)):
@@ -208,6 +216,13 @@ def spec_points(spec: Any, parser: argparse.ArgumentParser) -> list[Any]:
             a = flags[key]
             if table == "grid":
                 checked[key] = [check_value(f"{spec.path}: grid.{key} entry", a, x) for x in v]
+                seen: dict[str, Any] = {}
+                for raw, x in zip(v, checked[key]):
+                    norm = json.dumps(x, sort_keys=True)
+                    if norm in seen:  # 1 and 1.0 for a number flag: one value, one point
+                        raise ValueError(f"{spec.path}: grid.{key} gives the value {x!r} twice ({seen[norm]!r} and "
+                                         f"{raw!r}); each point must be distinct")
+                    seen[norm] = raw
             else:
                 checked[key] = check_value(f"{spec.path}: fixed.{key}", a, v)
     base = _base_namespace(parser)
@@ -232,6 +247,7 @@ def spec_points(spec: Any, parser: argparse.ArgumentParser) -> list[Any]:
             labels = {k: spec.grid[k][j] for k, j in combo.items()}
             raise ValueError(f"{spec.path}: grid point {labels}: {' '.join(str(e).split())}") from None
 
+    _check_effect(spec, flags, checked, base, built)
     first = {k: 0 for k in patch}
     patched: dict[tuple[str, int], Any] = {}
     for key in patch:
@@ -248,6 +264,78 @@ def spec_points(spec: Any, parser: argparse.ArgumentParser) -> list[Any]:
             points.append((tuple(idx[k] for k in grid_keys), cfg))
     points.sort(key=lambda t: t[0])  # the grid's order: first key slowest
     return [Point(labels={k: spec.grid[k][j] for k, j in zip(grid_keys, idx)}, config=cfg) for idx, cfg in points]
+
+
+def _check_effect(spec: Any, flags: dict[str, argparse.Action], checked: dict[str, Any],
+                  base: argparse.Namespace, built: Any) -> None:
+    """Every spec value must reach the point: a value that leaves the point's config as it
+    is without it (a setting the sweep cannot apply, e.g. ``firing`` or ``k`` for a relu SAE)
+    is refused by name, as are two grid values that give one point. Each key is tried on
+    its own, the grid's other keys at their first value."""
+    defaults = _base_namespace_defaults(flags)
+    first = {k: 0 for k in spec.grid}
+
+    def same_without(ns_change: dict[str, Any], combo: dict[str, int]) -> bool | None:
+        try:
+            a = built(combo)
+        except ValueError:
+            return None  # an invalid point: the point's own build reports it
+        saved = {d: getattr(base, d) for d in ns_change}
+        try:
+            for d, val in ns_change.items():
+                setattr(base, d, val)
+            try:
+                b = built(combo)
+            except ValueError:
+                return False  # the value changes what is valid: it takes effect
+        finally:
+            for d, val in saved.items():
+                setattr(base, d, val)
+        return a == b
+
+    for key in spec.fixed:
+        a = flags[key]
+        default = defaults[a.dest]
+        if default is None or _same_value(checked[key], default):
+            continue
+        if same_without({a.dest: default}, first):
+            raise ValueError(f"{spec.path}: fixed.{key} = {spec.fixed[key]!r} has no effect on a "
+                             f"`toymodels {spec.command}` sweep point (the sweep cannot apply it here); remove it")
+    for key, vals in spec.grid.items():
+        a = flags[key]
+        configs: dict[str, int] = {}
+        for j in range(len(vals)):
+            try:
+                cfg = built({**first, key: j})
+            except ValueError:
+                continue
+            norm = json.dumps(cfg, sort_keys=True)
+            if norm in configs:
+                raise ValueError(f"{spec.path}: grid.{key} values {vals[configs[norm]]!r} and {vals[j]!r} give the "
+                                 f"same point (the sweep cannot apply grid.{key} here); remove one")
+            configs[norm] = j
+        default = defaults[a.dest]
+        if len(vals) == 1 and default is not None and not _same_value(checked[key][0], default):
+            # a one-value axis acts like a fixed value: it must change the point
+            try:
+                cfg, cfg_default = built(first), built({k: j for k, j in first.items() if k != key})
+            except ValueError:
+                continue
+            if cfg == cfg_default:
+                raise ValueError(f"{spec.path}: grid.{key} = {vals!r} has no effect on a `toymodels "
+                                 f"{spec.command}` sweep point (the sweep cannot apply it here); remove it")
+
+
+def _base_namespace_defaults(flags: dict[str, argparse.Action]) -> dict[str, Any]:
+    return {a.dest: a.default for a in flags.values()}
+
+
+def _same_value(x: Any, default: Any) -> bool:
+    if isinstance(default, tuple):
+        default = list(default)
+    if isinstance(x, list) and not isinstance(default, list):
+        return len(x) == 1 and x[0] == default
+    return x == default
 
 
 PATCHABLE = {

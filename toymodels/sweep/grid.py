@@ -60,6 +60,7 @@ def tms_point(values: Mapping[str, Any]) -> dict[str, Any]:
     if "betas" in t:
         t["betas"] = tuple(t["betas"])
     train = dataclasses.asdict(TrainConfig(**t))
+    check_int("steps", train["steps"], 1)  # steps = 0 would "finish" every point untrained
     for k in TRAIN_SET_BY_SWEEP:
         train.pop(k, None)
     train["betas"] = list(train["betas"])
@@ -101,9 +102,16 @@ def grid_points(command: str, fixed: Mapping[str, Any], grid: Mapping[str, Seque
         vals = list(vals)
         if not vals:
             raise ValueError(f"grid.{k} is an empty list (the grid would have no points)")
-        if len({repr(x) for x in vals}) != len(vals):
+        if len({repr(float(x)) if isinstance(x, (int, float)) and not isinstance(x, bool) and k not in ("seed", "steps")
+                else repr(x) for x in vals}) != len(vals):
             raise ValueError(f"grid.{k} repeats a value ({vals!r}); each point must be distinct")
         axes[k] = vals
+    from .runner import check_n_points
+
+    n = 1
+    for vals in axes.values():
+        n *= len(vals)
+    check_n_points(n)
     points = []
     for combo in itertools.product(*axes.values()):
         labels = dict(zip(axes, combo))

@@ -135,7 +135,7 @@ def _train_config(cfg: dict[str, Any]) -> Any:
 
 def run_job(job: dict[str, Any], out: str | Path, device: str = "auto") -> list[dict[str, Any]]:
     """Train ``job`` (a :meth:`Job.to_dict`) into ``out/jobs/<id>/`` and return one result
-    row per point: id, job, instance, status (done | failed), loss, the command's metrics,
+    row per point: id, job, instance, status (done | failed), loss, converged, the command's metrics,
     error. A job that raises fails alone: its rows carry the error line, and its
     results.json records them (a failed point is tried again by the next run)."""
     from ..device import resolve_device
@@ -280,7 +280,20 @@ def _run_tms(configs: list[dict[str, Any]], folder: Path, dev: torch.device) -> 
     W = model.W.detach()
     # Per instance (a batched reduction may round an instance differently beside others).
     dims = [feature_dimensionality(W[i : i + 1])[0].double().mean().item() for i in range(n_real)]
-    return [{"loss": float(loss[i]), "dimensionality": dims[i]} for i in range(n_real)]
+    ok = _converged(result, loss)
+    return [{"loss": float(loss[i]), "converged": ok[i], "dimensionality": dims[i]} for i in range(n_real)]
+
+
+def _converged(result: Any, loss: torch.Tensor) -> list[bool]:
+    """Per real instance: the job's final loss is finite and at most
+    :data:`~toymodels.train.NONCONVERGENCE_FACTOR` times the instance's initial training loss
+    (:func:`~toymodels.train.converged_instances`; initial loss unknown, e.g. a reused run:
+    finite)."""
+    from ..train.loop import converged_instances
+
+    init = result.initial_loss
+    init = None if init is None else init.detach().cpu()[: len(loss)]
+    return [bool(x) for x in converged_instances(init, loss.detach().cpu())]
 
 
 def sae_source(data: dict[str, Any], seed: int, device: torch.device) -> Any:
@@ -342,8 +355,9 @@ def _run_sae(configs: list[dict[str, Any]], folder: Path, dev: torch.device) -> 
                "padding_instances": len(alone) - n_real}
     write_json(folder / "metrics.json", metrics)
     rows = []
+    ok = _converged(result, loss)
     for i in range(n_i):
-        row = {"loss": float(loss[i]), "l0": float(m["l0"][i]), "fvu": float(m["fvu"][i])}
+        row = {"loss": float(loss[i]), "converged": ok[i], "l0": float(m["l0"][i]), "fvu": float(m["fvu"][i])}
         row["mmcs"] = float(m["mmcs"][i]) if "mmcs" in m else ""
         rows.append(row)
     return rows

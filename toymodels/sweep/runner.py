@@ -9,6 +9,15 @@ marked ``failed`` with the error in results.csv and tried again by the next run.
 ``DIR/results.csv`` is rewritten after every finished job, so an interrupted sweep leaves a
 table of what is done; running the same spec into the same DIR again runs only the points
 that are not done.
+
+Reliability: one sweep at a time writes a folder (``DIR/.sweep.lock``, an OS lock released
+when its holder dies; a second sweep is refused in one line); local workers die with the
+sweep (``PR_SET_PDEATHSIG`` on Linux, and a watchdog thread polling the parent everywhere),
+so a killed sweep leaves nothing running; a point once ``done`` is never marked failed
+again; a packed job that fails has its points retried one per job, so a diverging point
+fails alone; and a point whose final loss is not finite or grew more than tenfold from its
+initial loss is ``done`` with ``converged`` = False (see
+:func:`toymodels.train.converged_instances`).
 """
 from __future__ import annotations
 
@@ -16,10 +25,13 @@ import concurrent.futures as cf
 import csv
 import io
 import json
+import math
 import multiprocessing
 import os
 import sys
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -27,6 +39,10 @@ from typing import Any, Callable, Iterator, Sequence
 from .jobs import MAX_PACK, Job, plan_jobs, point_id, run_job
 
 BACKENDS = ("local", "ray")
+MAX_POINTS = 100_000
+"""At most this many grid points in one sweep (a bigger grid is refused before any work:
+planning it and rewriting its results.csv after every job would take longer than most runs)."""
+LOCK_NAME = ".sweep.lock"
 METRIC_COLUMNS = {"tms": ("dimensionality",), "sae": ("l0", "fvu", "mmcs")}
 
 
@@ -44,13 +60,16 @@ class Point:
 
 @dataclass
 class SweepReport:
-    """What a sweep did."""
+    """What a sweep did (``done``/``failed`` count jobs, ``not_converged`` points; ``retried``
+    the points of failed packed jobs that ran again one per job)."""
 
     n_points: int
     already_done: int
     jobs: list[str] = field(default_factory=list)
     done: int = 0
     failed: int = 0
+    not_converged: int = 0
+    retried: int = 0
     results: Path | None = None
     seconds: float = 0.0
 
@@ -77,8 +96,8 @@ def stored_results(out: Path) -> dict[str, dict[str, Any]]:
 def write_results(out: Path, command: str, points: Sequence[Point], grid_keys: Sequence[str],
                   results: dict[str, dict[str, Any]]) -> Path:
     """``out/results.csv``: one row per point (grid keys, loss, status, job, metrics,
-    instance, error, id), written atomically. Points not run yet have status ``pending``."""
-    cols = [*grid_keys, "loss", "status", "job", *METRIC_COLUMNS[command], "instance", "error", "id"]
+    converged, instance, error, id), written atomically. Points not run yet have status ``pending``."""
+    cols = [*grid_keys, "loss", "status", "job", *METRIC_COLUMNS[command], "converged", "instance", "error", "id"]
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(cols)
@@ -88,12 +107,25 @@ def write_results(out: Path, command: str, points: Sequence[Point], grid_keys: S
                "id": p.id}
         for c in ("loss", *METRIC_COLUMNS[command], "instance", "error"):
             row[c] = r.get(c, "")
+        row["converged"] = _converged_cell(r)
         w.writerow([_cell(row[c]) for c in cols])
     path = out / "results.csv"
     tmp = path.with_name(f".results.csv.{os.getpid()}.tmp")
     tmp.write_text(buf.getvalue())
     os.replace(tmp, path)
     return path
+
+
+def _converged_cell(r: dict[str, Any]) -> str:
+    """``True``/``False`` for a done point (a row written before the column existed: judged
+    by a finite loss), empty otherwise."""
+    if r.get("status") != "done":
+        return ""
+    c = r.get("converged")
+    if c is None:
+        loss = r.get("loss")
+        c = isinstance(loss, (int, float)) and math.isfinite(loss)
+    return "True" if c else "False"
 
 
 def _cell(v: Any) -> Any:
@@ -110,11 +142,79 @@ def read_results(path: str | Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+def check_n_points(n: int, limit: int = MAX_POINTS) -> None:
+    """Refuse a grid of more than ``limit`` points in one line (before it is planned)."""
+    if n > limit:
+        raise ValueError(f"the grid has {n} points, more than a sweep takes ({limit}); split it into several "
+                         "sweeps or use fewer values per axis")
+
+
+class SweepLocked(ValueError):
+    """Another sweep is running into the same folder (one line naming the folder)."""
+
+
+@contextmanager
+def folder_lock(out: Path) -> Iterator[None]:
+    """Hold ``out/.sweep.lock`` (an exclusive ``flock``, freed by the OS when the holder
+    dies) while a sweep writes ``out``; raise :class:`SweepLocked` when another holds it."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock (one sweep per folder is then the user's to keep)
+        yield
+        return
+    fd = os.open(out / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise SweepLocked(f"another sweep is running into {out} (it holds {out / LOCK_NAME}); wait for it "
+                              "to finish, then rerun to finish any points it left") from None
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+        except OSError:
+            pass
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 # ---------------------------------------------------------------------- backends
-def _worker_init() -> None:
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent: int) -> None:
+    """Make this worker process exit when ``parent`` (the sweep) dies, however it dies:
+    ``PR_SET_PDEATHSIG`` on Linux (the kernel sends SIGKILL), and everywhere a daemon thread
+    that exits the process once the parent is gone (the worker is re-parented)."""
+    import signal
+
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+
+    def watch() -> None:
+        while True:
+            if os.getppid() != parent:
+                os._exit(1)
+            time.sleep(0.5)
+
+    if os.getppid() != parent:  # the parent died before the signal was armed
+        os._exit(1)
+    threading.Thread(target=watch, name="toymodels-sweep-parent-watch", daemon=True).start()
+
+
+def _worker_init(parent: int | None = None) -> None:
     import torch
 
     torch.set_num_threads(1)
+    if parent is not None:
+        _die_with_parent(parent)
 
 
 def _local(jobs: Sequence[Job], out: Path, workers: int, device: str, on_start: Callable[[int], None],
@@ -129,7 +229,10 @@ def _local(jobs: Sequence[Job], out: Path, workers: int, device: str, on_start: 
     while todo:
         ctx = multiprocessing.get_context(_start_method())
         broken = False
-        with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init) as pool:
+        pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
+                                      initargs=(os.getpid(),))
+        finished = False
+        try:
             futs = {pool.submit(run_job, j.to_dict(), out, device): j for j in todo}
             on_start(min(workers, len(futs)))
             for fut in cf.as_completed(futs):
@@ -141,12 +244,38 @@ def _local(jobs: Sequence[Job], out: Path, workers: int, device: str, on_start: 
                     continue
                 todo.remove(job)
                 yield job, rows
+            finished = True
+        finally:
+            if finished:
+                pool.shutdown(wait=True)
+            else:  # interrupted (Ctrl-C, an error, the caller stopped): stop the workers now
+                _stop_pool(pool)
         if broken:
             tries += 1
             if tries > max_retries:
                 for job in todo:
                     yield job, _failed(job, f"a worker process died {tries} times running this job")
                 return
+
+
+def _stop_pool(pool: cf.ProcessPoolExecutor) -> None:
+    """Cancel what has not started and end the workers (a job cut off mid-way resumes from
+    its checkpoint on the next run), leaving no process behind."""
+    procs = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for proc in procs:
+        try:
+            proc.terminate()
+        except (OSError, AttributeError):
+            pass
+    for proc in procs:
+        try:
+            proc.join(5)
+            if proc.is_alive():
+                proc.kill()
+                proc.join(5)
+        except (OSError, AttributeError, ValueError, AssertionError):
+            pass
 
 
 def _start_method() -> str:
@@ -239,16 +368,40 @@ def run_sweep(
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
     t0 = time.perf_counter()
+    check_n_points(len(points))
+    ids: dict[str, Point] = {}
+    for p in points:
+        if p.id in ids:
+            raise ValueError(f"grid points {ids[p.id].labels} and {p.labels} are the same point (id {p.id}); "
+                             "remove one of the equal values")
+        ids.setdefault(p.id, p)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    with folder_lock(out):
+        return _run_locked(command, points, out, grid_keys=grid_keys, backend=backend, workers=workers,
+                           address=address, device=device, cap=cap, max_retries=max_retries, progress=progress,
+                           t0=t0)
+
+
+def _merge(results: dict[str, dict[str, Any]], rows: Sequence[dict[str, Any]]) -> None:
+    """Record ``rows``; a point once done stays done (a later failure of a rerun never hides it)."""
+    for row in rows:
+        if results.get(row["id"], {}).get("status") == "done" and row.get("status") != "done":
+            continue
+        results[row["id"]] = row
+
+
+def _run_locked(command: str, points: Sequence[Point], out: Path, *, grid_keys: Sequence[str], backend: str,
+                workers: int, address: str | None, device: str, cap: int | None, max_retries: int, progress: bool,
+                t0: float) -> SweepReport:
     results = stored_results(out)
     unique: dict[str, dict[str, Any]] = {}
     for p in points:
         unique.setdefault(p.id, p.config)
     todo = [(pid, cfg) for pid, cfg in unique.items() if results.get(pid, {}).get("status") != "done"]
     report = SweepReport(n_points=len(points), already_done=len(unique) - len(todo))
-    jobs = plan_jobs(todo, cap=cap if cap is not None else (lambda cfg: memory_cap(cfg, device)),
-                     workers=workers if backend == "local" else 2 * max(workers, 1))
+    cap_of = cap if cap is not None else (lambda cfg: memory_cap(cfg, device))
+    jobs = plan_jobs(todo, cap=cap_of, workers=workers if backend == "local" else 2 * max(workers, 1))
     report.jobs = [j.id for j in jobs]
     write_results(out, command, points, grid_keys, results)
     bar = None
@@ -263,23 +416,44 @@ def run_sweep(
         if bar is not None:
             bar.set_postfix(done=report.done, failed=report.failed, running=n, refresh=True)
 
-    run = (_local(jobs, out, workers, device, on_start, max_retries) if backend == "local"
-           else _ray(jobs, out, address, device, on_start, max_retries))
+    def backend_run(batch: Sequence[Job]) -> Iterator[tuple[Job, list[dict[str, Any]]]]:
+        return (_local(batch, out, workers, device, on_start, max_retries) if backend == "local"
+                else _ray(batch, out, address, device, on_start, max_retries))
+
     remaining = len(jobs)
-    for job, rows in run:
-        remaining -= 1
-        for row in rows:
-            results[row["id"]] = row
-        if all(r["status"] == "done" for r in rows):
-            report.done += 1
-        else:
-            report.failed += 1
-        write_results(out, command, points, grid_keys, results)
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(done=report.done, failed=report.failed, running=min(state["running"], remaining), refresh=True)
+    batch: list[Job] = list(jobs)
+    while batch:
+        apart: list[tuple[str, dict[str, Any]]] = []
+        for job, rows in backend_run(batch):
+            remaining -= 1
+            failed = [r for r in rows if r["status"] != "done"]
+            if failed and len(job.points) > 1:
+                # One bad point (a diverging lr, a bad value) must not fail its job-mates: each
+                # point of the failed job runs again alone (a point's result does not depend on
+                # its job, so a healthy one gets the same answer as packed).
+                apart.extend(p for p in job.points if p[0] in {r["id"] for r in failed})
+                _merge(results, [r for r in rows if r["status"] == "done"])
+            else:
+                _merge(results, rows)
+                if failed:
+                    report.failed += 1
+                else:
+                    report.done += 1
+            write_results(out, command, points, grid_keys, results)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(done=report.done, failed=report.failed, running=min(state["running"], remaining),
+                                refresh=True)
+        batch = plan_jobs(apart, cap=1) if apart else []
+        report.retried += len(apart)
+        report.jobs += [j.id for j in batch]
+        remaining += len(batch)
+        if bar is not None and batch:
+            bar.total += len(batch)
     if bar is not None:
         bar.close()
+    report.not_converged = sum(1 for pid in unique if results.get(pid, {}).get("status") == "done"
+                               and results[pid].get("converged") is False)
     report.results = write_results(out, command, points, grid_keys, results)
     report.seconds = time.perf_counter() - t0
     return report
