@@ -113,7 +113,7 @@ def test_threshold_archs_load_back_as_jumprelu_with_their_outputs(tmp_path):
         sae = trained_like(arch)
         x = inputs()
         back = from_saelens(to_saelens(sae, tmp_path / arch, instance=1))
-        assert back.config.arch == {"batchtopk": "jumprelu", "matryoshka": "jumprelu"}.get(arch, "relu")
+        assert back.config.arch == {"batchtopk": "batchtopk", "matryoshka": "matryoshka"}.get(arch, "relu")
         torch.testing.assert_close(back(x)[0], sae(x)[1].detach(), rtol=1e-5, atol=1e-6)
 
 
@@ -149,8 +149,9 @@ def test_export_cli_writes_every_instance_and_refuses_a_toy_model(tmp_path, caps
     sae = trained_like("jumprelu")
     run = tmp_path / "run"
     run.mkdir()
-    write_json(run / "config.json", {"model": sae.spec(), "data": {}, "train": {}})
+    write_json(run / "config.json", {"model": sae.spec(), "data": {}, "train": {"steps": 5}})
     save_weights(run / "model.safetensors", sae)
+    write_json(run / "metrics.json", {"steps": 5})  # a finished run (export refuses an unfinished one)
     assert main(["export", str(run), "--format", "saelens", "--out", str(tmp_path / "x")]) == 0
     back = from_saelens(tmp_path / "x" / "instance_001")
     torch.testing.assert_close(back(inputs())[0], sae(inputs())[1].detach(), rtol=1e-5, atol=1e-6)

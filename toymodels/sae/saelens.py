@@ -32,15 +32,33 @@ bound       standard    a ReLU SAE whose decoder is [W_half; W_half R_map]: the 
 
 :func:`from_saelens` loads ``standard`` as relu, ``topk``, ``jumprelu`` and ``gated`` as
 themselves (one instance; a jumprelu threshold of 0 cannot be a log-threshold and is
-refused). Other SAELens architectures are refused with one line.
+refused), and a ``jumprelu`` folder that we exported from a batchtopk or matryoshka SAE
+(``metadata.toymodels_arch``, one threshold for every latent) as that architecture again,
+its θ copied exactly (an untrained one's θ = 0 included). Other SAELens architectures are
+refused with one line.
+
+Exact round trips: :func:`export_saelens` reads every instance back with
+:func:`from_saelens` before anything is moved into ``out`` and refuses (one line, nothing
+written) unless exporting the read-back SAE gives the same tensors bit for bit — so every
+export loads, and file → :func:`from_saelens` → export is the identity on the weights for
+all eight architectures. A jumprelu's θ is stored as log θ: the import picks, among the
+float32 values next to log θ, one whose float32 exp is θ exactly (one exists for every θ
+we export). Non-finite weights, a jumprelu θ that is 0 or infinite in float32 and a topk k
+outside [1, d_sae − 1] are refused up front. An ``out`` that already holds files is refused
+unless ``overwrite`` (which removes the old export's instance folders first, and refuses a
+folder holding anything else), so an output folder never mixes two runs.
 """
 from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
+
+import math
 
 import torch
 
@@ -54,6 +72,28 @@ SAELENS_VERSION = "6.0.0"
 EXPORTABLE = ("relu", "topk", "batchtopk", "matryoshka", "jumprelu", "gated", "rescaled", "bound")
 SAELENS_ARCH = {"relu": "standard", "rescaled": "standard", "bound": "standard", "topk": "topk",
                 "batchtopk": "jumprelu", "matryoshka": "jumprelu", "jumprelu": "jumprelu", "gated": "gated"}
+
+
+_INSTANCE_DIR = re.compile(r"instance_\d{3,}")
+
+
+def exact_log(theta: torch.Tensor) -> torch.Tensor:
+    """float32 log θ chosen so that ``torch.exp`` of it gives θ back exactly wherever a
+    float32 value does (searched among the 8 neighbours of the rounded log); elsewhere the
+    rounded log itself (then exp is within a few ulp of θ)."""
+    th = theta.to(torch.float32)
+    base = torch.log(th.double()).float()
+    best = base.clone()
+    found = torch.exp(base) == th
+    up, down = base.clone(), base.clone()
+    for _ in range(4):
+        up = torch.nextafter(up, torch.full_like(up, math.inf))
+        down = torch.nextafter(down, torch.full_like(down, -math.inf))
+        for cand in (up, down):
+            hit = ~found & (torch.exp(cand) == th)
+            best = torch.where(hit, cand, best)
+            found |= hit
+    return best
 
 
 def _one(t: torch.Tensor, i: int) -> torch.Tensor:
@@ -88,6 +128,15 @@ def saelens_state(sae: Any, instance: int = 0) -> tuple[dict[str, Any], dict[str
         state["threshold"] = torch.full_like(b_enc, theta)
     if arch == "topk":
         extra = {"k": int(sae.config.per_instance("k")[i]), "rescale_acts_by_decoder_norm": False}
+        if not 1 <= extra["k"] < int(sae.dict_size):
+            raise ValueError(f"instance {i}: topk k = {extra['k']} is outside [1, dict_size - 1 = {int(sae.dict_size) - 1}], "
+                             "which SAELens cannot load")
+    for name, t in state.items():
+        if not bool(torch.isfinite(t).all()):
+            raise ValueError(f"instance {i}: {name} holds NaN or infinity (a diverged run?); nothing exported")
+    if arch == "jumprelu" and not bool((state["threshold"] > 0).all()):
+        raise ValueError(f"instance {i}: a jumprelu threshold exp(log_threshold) is 0 in float32 "
+                         f"(log_threshold min {float(_one(sae.log_threshold_IF, i).min()):.4g}); it cannot be stored as log θ")
     dtype = str(W_enc.dtype).replace("torch.", "")
     cfg = {
         "architecture": target,
@@ -141,12 +190,72 @@ def to_saelens(sae: Any, out: str | Path, instance: int = 0) -> Path:
     return out
 
 
-def export_saelens(sae: Any, out: str | Path) -> list[Path]:
+def _old_export_entries(out: Path) -> list[Path]:
+    """The entries of an existing ``out``; ValueError naming the first one that is not part
+    of an export (an ``instance_NNN`` folder holding only cfg.json, sae_weights.safetensors
+    and leftover temporary files)."""
+    entries = sorted(out.iterdir())
+    for e in entries:
+        ok = e.is_dir() and not e.is_symlink() and _INSTANCE_DIR.fullmatch(e.name) is not None and all(
+            f.is_file() and (f.name in (CFG_FILE, WEIGHTS_FILE) or f.name.endswith(".tmp")) for f in e.iterdir())
+        if not ok:
+            raise ValueError(f"{out} holds {e.name}, which is not part of an SAE export; choose an empty or new folder")
+    return entries
+
+
+def export_saelens(sae: Any, out: str | Path, overwrite: bool = False) -> list[Path]:
     """Every instance i of ``sae`` as ``out/instance_{i:03d}`` (the ``toymodels export``
-    layout); refuses an inexpressible architecture before writing anything."""
+    layout). Refuses, before writing anything: an inexpressible architecture or instance
+    (see :func:`saelens_state`), an ``out`` that already holds files unless ``overwrite``
+    (then the old export is removed first; a folder holding other files is refused), and an
+    export that :func:`from_saelens` would not read back to the same tensors. The export is
+    built in a temporary folder beside ``out`` and moved in when complete."""
     if sae.config.arch not in SAELENS_ARCH:
         raise ValueError(f"arch {sae.config.arch!r} has no SAELens equivalent; exportable: {', '.join(EXPORTABLE)}")
-    return [to_saelens(sae, Path(out) / f"instance_{i:03d}", i) for i in range(sae.n_instances)]
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out} is a file, not a folder")
+    old = _old_export_entries(out) if out.is_dir() else []
+    if old and not overwrite:
+        raise ValueError(f"{out} already holds an export ({len(old)} entries, e.g. {old[0].name}); "
+                         "pass --overwrite (overwrite=True) to replace it")
+    states = [saelens_state(sae, i) for i in range(sae.n_instances)]  # every refusal before any file
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.export-"))
+    try:
+        for i in range(sae.n_instances):
+            d = to_saelens(sae, tmp / f"instance_{i:03d}", i)
+            _check_round_trip(d, states[i], i)
+        if out.is_dir():
+            for e in _old_export_entries(out):
+                shutil.rmtree(e)
+            for d in sorted(tmp.iterdir()):
+                os.replace(d, out / d.name)
+            tmp.rmdir()
+        else:
+            os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return [out / f"instance_{i:03d}" for i in range(sae.n_instances)]
+
+
+def _check_round_trip(folder: Path, written: tuple[dict[str, Any], dict[str, torch.Tensor]], i: int) -> None:
+    """ValueError unless ``folder`` loads with :func:`from_saelens` and exports back to the
+    same architecture, k and tensors, bit for bit."""
+    try:
+        back = from_saelens(folder)
+    except ValueError as e:
+        raise ValueError(f"instance {i}: the export would not load back ({e}); nothing exported") from None
+    cfg, st = written
+    cfg2, st2 = saelens_state(back, 0)
+    for key in ("architecture", "k"):
+        if cfg.get(key) != cfg2.get(key):
+            raise ValueError(f"instance {i}: the export loads back with {key} {cfg2.get(key)!r}, not {cfg.get(key)!r}; nothing exported")
+    for name, t in st.items():
+        t2 = st2.get(name)
+        if t2 is None or t2.shape != t.shape or not torch.equal(t2.to(t.dtype), t):
+            raise ValueError(f"instance {i}: {name} does not load back bit for bit; nothing exported")
 
 
 # ---------------------------------------------------------------------- import
@@ -220,16 +329,31 @@ def from_saelens(path: str | Path, device: str | torch.device = "cpu") -> Any:
         if not isinstance(k, int) or not 1 <= k < d_sae:
             raise ValueError(f"{path / CFG_FILE}: topk needs an integer k in [1, d_sae - 1 = {d_sae - 1}], got {k!r}")
         kw["k"] = k
+    meta = cfg.get("metadata") if isinstance(cfg.get("metadata"), dict) else {}
+    opts = None
+    spec = meta.get("toymodels_spec") if isinstance(meta.get("toymodels_spec"), dict) else None
+    ours = meta.get("toymodels_arch")
+    theta = None
+    if arch == "jumprelu" and ours in ("batchtopk", "matryoshka") and spec is not None and spec.get("arch") == ours:
+        th = st["threshold"]
+        if bool((th == th[0]).all()) and bool(torch.isfinite(th[0])):  # one θ: our batchtopk / matryoshka again
+            arch, theta = ours, th[0]
     if arch == "jumprelu":
         th = st["threshold"]
         if not bool((th > 0).all()):
             raise ValueError(f"{path}: a jumprelu threshold <= 0 cannot be stored as log θ (min θ = {float(th.min()):.3g})")
-    meta = cfg.get("metadata") if isinstance(cfg.get("metadata"), dict) else {}
-    opts = None
-    spec = meta.get("toymodels_spec") if isinstance(meta.get("toymodels_spec"), dict) else None
-    if spec is not None and spec.get("arch") == arch and isinstance(spec.get("options"), dict):
-        opts = spec["options"]
-    config = SAEConfig(arch=arch, d_model=d_in, dict_size=d_sae, n_instances=1, options=opts, **kw)
+    if theta is not None:
+        try:
+            config = SAEConfig.from_dict({**spec, "n_instances": 1})
+        except (ValueError, TypeError, KeyError) as e:
+            raise ValueError(f"{path / CFG_FILE}: metadata.toymodels_spec is not a valid {ours} config ({e})") from None
+        if (config.d_model, config.dict_size) != (d_in, d_sae):
+            raise ValueError(f"{path / CFG_FILE}: metadata.toymodels_spec has d_model/dict_size "
+                             f"{(config.d_model, config.dict_size)}, but d_in/d_sae are {(d_in, d_sae)}")
+    else:
+        if spec is not None and spec.get("arch") == arch and isinstance(spec.get("options"), dict):
+            opts = spec["options"]
+        config = SAEConfig(arch=arch, d_model=d_in, dict_size=d_sae, n_instances=1, options=opts, **kw)
     sae = ARCHITECTURES[arch](config, seed=0, device=device)
     with torch.no_grad():
         sae.W_enc_IDF.copy_(st["W_enc"][None])
@@ -242,9 +366,11 @@ def from_saelens(path: str | Path, device: str | torch.device = "cpu") -> Any:
         else:
             sae.b_enc_IF.copy_(st["b_enc"][None])
         if arch == "jumprelu":
-            sae.log_threshold_IF.copy_(torch.log(st["threshold"])[None])
+            sae.log_threshold_IF.copy_(exact_log(st["threshold"])[None])
+        if theta is not None:
+            sae.threshold_I.fill_(float(theta))
     sae._data_initialised_I.fill_(True)  # trained weights: b_dec is not re-set from data
     return sae
 
 
-__all__ = ["CFG_FILE", "EXPORTABLE", "WEIGHTS_FILE", "export_saelens", "from_saelens", "saelens_state", "to_saelens"]
+__all__ = ["CFG_FILE", "EXPORTABLE", "WEIGHTS_FILE", "exact_log", "export_saelens", "from_saelens", "saelens_state", "to_saelens"]
