@@ -166,3 +166,19 @@ def test_classify_geometry_takes_batched_w():
     angles = torch.arange(5, dtype=torch.float64) * 2 * torch.pi / 5
     pentagon = torch.stack([angles.cos(), angles.sin()])  # (2, 5): five features in two dims
     assert classify_geometry(pentagon[None].expand(2, -1, -1)) == [["pentagon"] * 5] * 2
+
+
+def test_the_cpu_allocator_running_out_is_one_line(tmp_path, monkeypatch, capsys):
+    """A model too large for memory raised torch's raw `DefaultCPUAllocator` RuntimeError."""
+    import toymodels.cli.tms as tms_cli
+
+    def too_big(*a, **kw):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: not enough memory: "
+                           "you tried to allocate 53876000000 bytes.")
+
+    monkeypatch.setattr(tms_cli, "run_tms", too_big)
+    rc = main([*TINY_TMS, "--out", str(tmp_path / "run")])
+    assert rc == 2 and "out of memory" in _one_line_error(capsys)
+    monkeypatch.setattr(tms_cli, "run_tms", lambda *a, **kw: (_ for _ in ()).throw(RuntimeError("another bug")))
+    with pytest.raises(RuntimeError, match="another bug"):  # other errors are not disguised as memory
+        main([*TINY_TMS, "--out", str(tmp_path / "run2")])

@@ -154,10 +154,16 @@ def _main(argv: list[str]) -> int:
     except ValueError as e:  # bad input, a damaged run folder (RunFolderError): one clear line, no traceback
         print(f"{prog}: error: {_one_line(e)}", file=sys.stderr)
         return 2
-    except (MemoryError, torch_oom()) as e:
+    except (MemoryError, RuntimeError) as e:  # torch's OutOfMemoryError and the CPU allocator's are RuntimeErrors
+        if not isinstance(e, MemoryError) and not _out_of_memory(e):
+            raise
         print(f"{prog}: error: out of memory ({_one_line(e)[:200]}); lower --batch-size or --instances, "
               f"or set --max-instances-per-chunk", file=sys.stderr)
         return 2
+
+
+def _out_of_memory(e: BaseException) -> bool:
+    return isinstance(e, torch_oom()) or "DefaultCPUAllocator" in str(e) or "out of memory" in str(e)
 
 
 def torch_oom() -> type[BaseException]:
