@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEVICE ?= auto
 
-.PHONY: demo test test-all test-interop bench figures figures-full theory clean
+.PHONY: demo test test-all test-interop bench bench-check figures figures-full theory docs clean
 
 # setuptools' build backend prints an informational 'Editable installation' banner for every
 # flat-layout editable install; it is not about this project, so the install silences it.
@@ -15,11 +15,30 @@ $(STAMP): pyproject.toml constraints.txt
 	PYTHONWARNINGS=ignore $(PY) -m pip install -q -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
-## demo: quick figure set + theory report into figures/out/ (tracked outputs are deterministic:
-## timings go to the console, figures/out/timings.json and theory_report.json, all untracked)
+## demo: quick figure set + theory report into the ignored folder $(DEMO_OUT)/ (figures/, timings.json,
+## theory_report.md/.json): it changes nothing tracked. DEMO_PRESET, DEMO_BUDGET, DEMO_FIGURES and
+## DEMO_CLAIMS (--only prefixes) make it smaller: tests/test_demo_clean.py runs it at the tiny preset.
+DEMO_OUT ?= out
+DEMO_PRESET ?= quick
+DEMO_BUDGET ?= default
+DEMO_FIGURES ?=
+DEMO_CLAIMS ?=
+JOBS ?= 2
 demo: $(STAMP)
-	$(PY) -m figures --preset quick --device $(DEVICE) --jobs 2
-	$(PY) -m theory --device $(DEVICE) --threads 1 --markdown figures/out/theory_report.md --json figures/out/theory_report.json
+	$(PY) -m figures --preset $(DEMO_PRESET) --device $(DEVICE) --jobs 2 --only '$(DEMO_FIGURES)' --out $(DEMO_OUT)/figures
+	$(PY) -m theory --device $(DEVICE) --threads 1 --jobs $(JOBS) --budget $(DEMO_BUDGET) --only '$(DEMO_CLAIMS)' \
+		--markdown $(DEMO_OUT)/theory_report.md --json $(DEMO_OUT)/theory_report.json
+	@echo "make demo: figures in $(DEMO_OUT)/figures/, theory report in $(DEMO_OUT)/theory_report.md and .json" \
+		"(ignored by git; the README's gallery is gallery/, refreshed only by make gallery)"
+
+## gallery: refresh the README's tracked gallery on purpose: the quick figures and the theory
+## report (markdown, and JSON without wall-clock times) into gallery/, on the CPU, then the
+## README's generated verdict section from gallery/theory_report.json. Commit what it changes.
+.PHONY: gallery
+gallery: $(STAMP)
+	$(PY) -m figures --preset quick --device cpu --jobs 2 --out gallery
+	$(PY) -m theory --device cpu --threads 1 --jobs $(JOBS) --no-timings --markdown gallery/theory_report.md --json gallery/theory_report.json
+	$(PY) -m theory --readme README.md --from gallery/theory_report.json
 
 ## test: the CI suite (hypothesis `ci` profile, slow simulations deselected)
 ## (`make test DEVICE=cuda` runs the device-aware tests on CUDA; any other DEVICE leaves the CPU)
@@ -40,9 +59,25 @@ test-interop: $(STAMP)
 bench: $(STAMP)
 	for f in benchmarks/bench_*.py; do $(PY) $$f || exit 1; done
 
-## figures-full: the papers' sizes into figures/out/full/ (untracked; the gallery stays the quick set)
+## bench-check: the benchmarks once at a reduced size (a few minutes on 2 cores); exit 1 with one
+## line per number outside its floor in benchmarks/floors.toml. Not CI: run it before a release.
+bench-check: $(STAMP)
+	$(PY) benchmarks/check.py
+
+## figures-full: the papers' sizes into out/figures/full/ (ignored by git; the gallery stays the quick set)
 figures-full: $(STAMP)
 	$(PY) -m figures --preset full --device $(DEVICE)
+
+## docs: the HTML site into site/ (ignored by git), warnings as errors: the API reference from the
+## docstrings, the tutorials (examples/*.ipynb, rendered, not executed), the gallery and the theory
+## report (docs/hooks.py brings them in at build time). Installs the `docs` extra first.
+DOCS_STAMP := $(VENV)/.installed-docs
+$(DOCS_STAMP): $(STAMP) pyproject.toml
+	PYTHONWARNINGS=ignore $(PY) -m pip install -q -c constraints.txt -e '.[dev,docs]'
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir site
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis
