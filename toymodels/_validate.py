@@ -120,3 +120,40 @@ def as_instance_tensor(
     else:
         raise ValueError(f"{name} must be a scalar, (instances,) or (instances, features); got shape {tuple(t.shape)}")
     return t.to(dtype).contiguous()
+
+
+def check_bool(name: str, value: Any) -> bool:
+    """True or False (numpy bools too); 0/1, text and None are rejected."""
+    if not isinstance(value, bool) and type(value).__name__ != "bool_":
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def check_tensor(
+    name: str,
+    x: Any,
+    *,
+    ndim: int | Sequence[int] | None = None,
+    finite: bool = True,
+    floating: bool = False,
+    nonempty: bool = True,
+) -> torch.Tensor:
+    """A torch tensor with ``ndim`` dimensions (one or a choice), real numbers (no bool or
+    complex), every entry finite (``finite``), floating point (``floating``) and at least one
+    entry (``nonempty``); returns it unchanged."""
+    if not isinstance(x, torch.Tensor):
+        raise ValueError(f"{name} must be a torch tensor, got {type(x).__name__}")
+    if ndim is not None:
+        dims = (ndim,) if isinstance(ndim, int) else tuple(ndim)
+        if x.ndim not in dims:
+            want = " or ".join(map(str, dims))
+            raise ValueError(f"{name} must have {want} dimensions, got shape {tuple(x.shape)}")
+    if x.dtype == torch.bool or x.is_complex():
+        raise ValueError(f"{name} must hold real numbers, got dtype {x.dtype}")
+    if floating and not x.dtype.is_floating_point:
+        raise ValueError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
+    if nonempty and x.numel() == 0:
+        raise ValueError(f"{name} must not be empty, got shape {tuple(x.shape)}")
+    if finite and x.dtype.is_floating_point and not bool(torch.isfinite(x).all()):
+        raise ValueError(f"{name} must be finite, found NaN or inf")
+    return x

@@ -35,11 +35,12 @@ their guarantee: instance i's data is the same in any subset or chunk. Works wit
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any, Sequence
 
 import torch
 
-from .._validate import check_choice, check_float, check_int
+from .._validate import check_bool, check_choice, check_float, check_int
 from .features import SparseFeatures
 from ..device import derive_seed, make_generator
 
@@ -50,8 +51,18 @@ MAGNITUDE_DISTRIBUTIONS = ("exponential", "folded-normal")
 def zipf_probabilities(n_features: int, mean_probability: Any, exponent: float) -> torch.Tensor:
     """p (I, N) with p_i ∝ (i + 1)^(−a) and mean_i p_i = ``mean_probability`` (scalar or (I,)),
     each p_i <= 1: capped entries are set to 1 and the rest rescaled to keep the mean."""
+    n_features = check_int("n_features", n_features, 1)
     a = check_float("zipf_exponent", exponent, 0.0, 64.0)
-    m = torch.as_tensor(mean_probability, dtype=torch.float64).reshape(-1)
+    if isinstance(mean_probability, (str, bytes, bool)):
+        raise ValueError(f"feature_probability must be a number or one per instance, got {mean_probability!r}")
+    try:
+        m = torch.as_tensor(mean_probability, dtype=torch.float64)
+    except (TypeError, ValueError, RuntimeError):
+        raise ValueError(f"feature_probability must be a number or one per instance, got {mean_probability!r}") from None
+    if m.ndim > 1 or m.numel() == 0:
+        raise ValueError(f"feature_probability (the mean firing rate with firing='zipf') must be a scalar or one per "
+                         f"instance (I,), got shape {tuple(m.shape)}")
+    m = m.reshape(-1)
     if bool(((m <= 0) | (m > 1) | torch.isnan(m)).any()):
         raise ValueError(f"feature_probability (the mean firing rate with firing='zipf') must be in (0, 1], got {m.tolist()}")
     w = torch.arange(1, n_features + 1, dtype=torch.float64).pow(-a)  # (N,)
@@ -70,12 +81,20 @@ def zipf_probabilities(n_features: int, mean_probability: Any, exponent: float) 
     return torch.stack(out).to(torch.float32)
 
 
+def _is_index(v: Any) -> bool:
+    """An integer (Python, numpy or a 0-d integer tensor), not a bool, float or text."""
+    if isinstance(v, torch.Tensor):
+        return v.ndim == 0 and not v.dtype.is_floating_point and v.dtype != torch.bool
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool) and type(v).__name__ != "bool_"
+
+
 class Hierarchy:
     """A validated forest over the features: ``parent`` (N,) (−1 for roots), ``depth`` (N,)
     (0 for roots), and the mutually exclusive parents. Built from the list form
     [(parent, [children...], mutually_exclusive), ...]."""
 
     def __init__(self, spec: Sequence[Any], n_features: int) -> None:
+        n_features = check_int("n_features", n_features, 1)
         parent = [-1] * n_features
         exclusive: set[int] = set()
         self.spec: list[tuple[int, list[int], bool]] = []
@@ -84,9 +103,17 @@ class Hierarchy:
         for j, item in enumerate(spec):
             try:
                 p, children, me = item
-                p, children = int(p), [int(c) for c in children]
             except (TypeError, ValueError):
                 raise ValueError(f"hierarchy[{j}] must be (parent, [children...], mutually_exclusive), got {item!r}") from None
+            if not _is_index(p):
+                raise ValueError(f"hierarchy[{j}]: the parent must be an integer feature index, got {p!r}")
+            if (isinstance(children, torch.Tensor) or type(children).__name__ == "ndarray") and children.ndim == 1:
+                children = list(children)  # its elements keep their integer (or not) dtype
+            if not isinstance(children, (list, tuple, range)) or not all(_is_index(c) for c in children):
+                raise ValueError(f"hierarchy[{j}]: children must be a list of integer feature indices, got {children!r}")
+            p, children = int(p), [int(c) for c in children]
+            if len(set(children)) != len(children):
+                raise ValueError(f"hierarchy[{j}]: children {children} repeat a feature")
             if not isinstance(me, bool):
                 raise ValueError(f"hierarchy[{j}]: mutually_exclusive must be True or False, got {me!r}")
             if not children:
@@ -208,6 +235,8 @@ class HierarchicalFeatures(SparseFeatures):
         **kw: Any,
     ) -> None:
         check_choice("firing", firing, FIRING)
+        n_features = check_int("n_features", n_features, 1)
+        n_instances = check_int("n_instances", n_instances, 1)
         if magnitude_distribution is not None:
             check_choice("magnitude_distribution", magnitude_distribution, MAGNITUDE_DISTRIBUTIONS)
             if kw.get("magnitude", "constant") != "constant":
@@ -228,8 +257,13 @@ class HierarchicalFeatures(SparseFeatures):
         self.mean_probability = feature_probability
         if firing == "zipf":
             feature_probability = zipf_probabilities(int(n_features), feature_probability, zipf_exponent)
+            if feature_probability.shape[0] not in (1, n_instances):
+                raise ValueError(f"feature_probability (the mean firing rate with firing='zipf') must be a scalar or one "
+                                 f"per instance ({n_instances}), got {feature_probability.shape[0]} values")
             if feature_probability.shape[0] == 1 and n_instances > 1:
                 feature_probability = feature_probability.expand(int(n_instances), -1).clone()
+        if hierarchy is not None and not isinstance(hierarchy, (list, tuple)):
+            raise ValueError(f"hierarchy must be a list of (parent, [children...], mutually_exclusive), got {type(hierarchy).__name__}")
         self.hierarchy_spec = [] if hierarchy is None else list(hierarchy)
         self.hierarchy = Hierarchy(self.hierarchy_spec, int(n_features))
         super().__init__(n_features, feature_probability, n_instances, **kw)
@@ -312,6 +346,10 @@ class HierarchicalFeatures(SparseFeatures):
 def tree(n_parents: int, n_children: int, *, mutually_exclusive: bool = True, start: int = 0) -> list[tuple[int, list[int], bool]]:
     """A two-level hierarchy: parents start, start + n_children + 1, ... each followed by its
     ``n_children`` children (features are numbered parent, its children, next parent, ...)."""
+    n_parents = check_int("n_parents", n_parents, 1)
+    n_children = check_int("n_children", n_children, 1)
+    start = check_int("start", start, 0)
+    mutually_exclusive = check_bool("mutually_exclusive", mutually_exclusive)
     out, f = [], start
     for _ in range(n_parents):
         out.append((f, list(range(f + 1, f + 1 + n_children)), mutually_exclusive))

@@ -64,14 +64,16 @@ from W_i·h", aligned by swapping h's component along W_i (a distributed alignme
 """
 from __future__ import annotations
 
+import inspect
 import itertools
 import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
-from .._validate import check_int
+from .._validate import check_choice, check_float, check_int, check_nonneg, check_seed, check_tensor
 
 __all__ = [
     "CausalModel", "Alignment", "AlignedVariable", "IIAResult", "Verification", "Explanation",
@@ -82,6 +84,25 @@ __all__ = [
 Domain = dict[str, torch.Tensor]
 """A finite input domain: each input name -> a tensor (K, ...) of its K values (row k of every
 tensor together is input k)."""
+
+
+def _names(what: str, value: Any) -> tuple[str, ...]:
+    """A sequence of node names (not one string, which would be split into characters)."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"{what} must be a sequence of names (strings), got {value!r}")
+    return tuple(value)
+
+
+def _check_arity(node: str, fn: Callable[..., Any], n: int) -> None:
+    """A mechanism must accept exactly its parents' values, positionally."""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):  # some builtins have no signature: nothing to check
+        return
+    try:
+        sig.bind(*range(n))
+    except TypeError:
+        raise ValueError(f"node {node!r}: the mechanism takes {sig} but the node has {n} parent(s)") from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -104,10 +125,16 @@ class CausalModel:
         mechanisms: Mapping[str, tuple[Sequence[str], Callable[..., Any]]],
         outputs: Sequence[str],
     ) -> None:
-        self.inputs = tuple(inputs)
+        self.inputs = _names("inputs", inputs)
         if len(set(self.inputs)) != len(self.inputs) or not self.inputs:
             raise ValueError(f"inputs must be distinct names, at least one; got {self.inputs}")
-        self.mechanisms = {k: (tuple(p), f) for k, (p, f) in mechanisms.items()}
+        if not isinstance(mechanisms, Mapping):
+            raise ValueError(f"mechanisms must be a mapping node -> (parents, fn), got {type(mechanisms).__name__}")
+        self.mechanisms = {}
+        for k, m in mechanisms.items():
+            if not isinstance(k, str) or not isinstance(m, (tuple, list)) or len(m) != 2:
+                raise ValueError(f"mechanisms[{k!r}] must be a pair (parents, fn) keyed by a node name, got {m!r}")
+            self.mechanisms[k] = (_names(f"mechanisms[{k!r}]: parents", m[0]), m[1])
         clash = set(self.inputs) & set(self.mechanisms)
         if clash:
             raise ValueError(f"nodes {sorted(clash)} are both inputs and mechanisms")
@@ -118,7 +145,8 @@ class CausalModel:
                 raise ValueError(f"node {node!r} has unknown parent(s) {missing}")
             if not callable(fn):
                 raise ValueError(f"node {node!r}: mechanism must be callable")
-        self.outputs = tuple(outputs)
+            _check_arity(node, fn, len(parents))
+        self.outputs = _names("outputs", outputs)
         bad = [o for o in self.outputs if o not in names]
         if bad or not self.outputs:
             raise ValueError(f"outputs must be nodes of the model; unknown: {bad}")
@@ -145,6 +173,10 @@ class CausalModel:
 
     def run(self, values: Mapping[str, Any], interventions: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Every node's value for the input ``values`` under hard ``interventions``."""
+        if not isinstance(values, Mapping):
+            raise ValueError(f"values must be a mapping input name -> value, got {type(values).__name__}")
+        if interventions is not None and not isinstance(interventions, Mapping):
+            raise ValueError(f"interventions must be a mapping node -> value, got {type(interventions).__name__}")
         interventions = dict(interventions or {})
         unknown = [k for k in interventions if k not in self.order]
         if unknown:
@@ -173,6 +205,16 @@ class AlignedVariable:
     tau: Callable[..., Any] | None = None
     interchange: Callable[[tuple, tuple], tuple] | None = None
 
+    def __post_init__(self) -> None:
+        low = _names("low", self.low)
+        if not low:
+            raise ValueError("low must name at least one low-level variable")
+        object.__setattr__(self, "low", low)
+        if self.tau is not None and not callable(self.tau):
+            raise ValueError(f"tau must be callable or None, got {self.tau!r}")
+        if self.interchange is not None and not callable(self.interchange):
+            raise ValueError(f"interchange must be callable or None, got {self.interchange!r}")
+
     def value(self, low_values: Mapping[str, Any]) -> Any:
         vals = [low_values[n] for n in self.low]
         if self.tau is None:
@@ -189,9 +231,18 @@ class Alignment:
 
     variables: Mapping[str, AlignedVariable]
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.variables, Mapping):
+            raise ValueError(f"variables must be a mapping name -> AlignedVariable, got {type(self.variables).__name__}")
+        for k, v in self.variables.items():
+            if not isinstance(k, str) or not isinstance(v, AlignedVariable):
+                raise ValueError(f"variables[{k!r}] must be an AlignedVariable keyed by a name, got {v!r}")
+
     @staticmethod
     def identity(pairs: Mapping[str, str]) -> "Alignment":
         """Each high-level variable stands for one low-level variable, value for value."""
+        if not isinstance(pairs, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in pairs.items()):
+            raise ValueError(f"pairs must be a mapping high-level name -> low-level name, got {pairs!r}")
         return Alignment({h: AlignedVariable((l,)) for h, l in pairs.items()})
 
     def __getitem__(self, name: str) -> AlignedVariable:
@@ -213,21 +264,67 @@ def grid_domain(names: Sequence[str], rows: Sequence[Sequence[Any]] | None = Non
                 ranges: Sequence[Sequence[Any]] | None = None) -> Domain:
     """A finite domain of integer inputs: explicit ``rows`` (tuples, one value per name) or the
     product of ``ranges`` (one sequence of values per name)."""
-    names = tuple(names)
+    names = _names("names", names)
+    if not names or len(set(names)) != len(names):
+        raise ValueError(f"names must be distinct input names, at least one; got {names}")
     if (rows is None) == (ranges is None):
         raise ValueError("give exactly one of rows or ranges")
     if ranges is not None:
-        if len(ranges) != len(names):
-            raise ValueError(f"ranges has {len(ranges)} entries for {len(names)} inputs")
+        if isinstance(ranges, (str, bytes)) or not isinstance(ranges, Sequence) or len(ranges) != len(names):
+            raise ValueError(f"ranges must give one sequence of values for each of the {len(names)} inputs, got {ranges!r}")
+        ranges = [_listed(r) for r in ranges]
+        for j, r in enumerate(ranges):
+            if r is None or not all(_is_int(v) for v in r):
+                raise ValueError(f"ranges[{j}] must be a sequence of integers, got {r!r}")
         rows = list(itertools.product(*ranges))
-    t = torch.as_tensor(list(rows), dtype=torch.int64).reshape(-1, len(names))
-    if t.shape[0] == 0:
+    rows = _listed(rows)
+    if rows is None:
+        raise ValueError("rows must be a sequence of tuples of integers")
+    for j, row in enumerate(rows):
+        row = _listed(row)
+        if row is None or len(row) != len(names) or not all(_is_int(v) for v in row):
+            raise ValueError(f"rows[{j}] must be {len(names)} integers (one per input {names}), got {row!r}")
+    if not rows:
         raise ValueError("a domain needs at least one input")
+    t = torch.as_tensor([[int(v) for v in _listed(row)] for row in rows], dtype=torch.int64).reshape(-1, len(names))
     return {n: t[:, j] for j, n in enumerate(names)}
+
+
+def _listed(v: Any) -> list[Any] | None:
+    """Any iterable of values (list, tuple, range, generator, 1-D tensor or array) as a list;
+    None for text, a mapping, a scalar or a 0-d tensor."""
+    if isinstance(v, (str, bytes, Mapping)) or (hasattr(v, "ndim") and v.ndim == 0):
+        return None
+    if isinstance(v, torch.Tensor) or type(v).__name__ == "ndarray":
+        return list(v)  # elements keep their dtype: float entries are refused, not truncated
+    try:
+        return list(v)
+    except TypeError:
+        return None
+
+
+def _is_int(v: Any) -> bool:
+    if isinstance(v, torch.Tensor):
+        return v.ndim == 0 and not v.dtype.is_floating_point and v.dtype != torch.bool
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool) and type(v).__name__ != "bool_"
+
+
+def _check_domain(name: str, domain: Any, inputs: Sequence[str] | None = None) -> Domain:
+    if not isinstance(domain, Mapping) or not domain:
+        raise ValueError(f"{name} must be a non-empty mapping input name -> tensor (K, ...), got {domain!r:.80}")
+    for k, v in domain.items():
+        if not isinstance(v, torch.Tensor) or v.ndim == 0:
+            raise ValueError(f"{name}[{k!r}] must be a tensor (K, ...) of K values, got {v!r:.80}")
+    if inputs is not None:
+        missing = [n for n in inputs if n not in domain]
+        if missing:
+            raise ValueError(f"{name} has no values for input(s) {missing} of the low-level model")
+    return domain
 
 
 def domain_size(domain: Domain) -> int:
     """K, the number of inputs of a domain (every input tensor must agree)."""
+    _check_domain("domain", domain)
     sizes = {int(v.shape[0]) for v in domain.values()}
     if len(sizes) != 1:
         raise ValueError(f"domain tensors disagree on the number of inputs: {sorted(sizes)}")
@@ -236,6 +333,16 @@ def domain_size(domain: Domain) -> int:
 
 def domain_rows(domain: Domain, index: torch.Tensor) -> Domain:
     """The inputs ``index`` (a 1-D index tensor) of a domain, as a domain."""
+    k = domain_size(domain)
+    try:
+        index = torch.as_tensor(index)
+    except (TypeError, ValueError, RuntimeError):
+        raise ValueError(f"index must be a 1-D tensor of row indices, got {index!r:.80}") from None
+    if index.ndim != 1 or (index.numel() and (index.dtype.is_floating_point or index.dtype == torch.bool)):
+        raise ValueError(f"index must be a 1-D integer tensor of row indices, got dtype {index.dtype}, shape {tuple(index.shape)}")
+    index = index.long()
+    if index.numel() and (int(index.min()) < -k or int(index.max()) >= k):
+        raise ValueError(f"index must hold row indices in [0, {k - 1}], got {index.tolist()[:8]}")
     return {k: v[index] for k, v in domain.items()}
 
 
@@ -278,6 +385,12 @@ def _agree(a: Any, b: Any, atol: float) -> torch.Tensor:
     return ok.reshape(ok.shape[0], -1).all(1) if ok.ndim > 1 else ok
 
 
+def _check_models(low: Any, high: Any, alignment: Any) -> None:
+    for name, v, cls in (("low", low, CausalModel), ("high", high, CausalModel), ("alignment", alignment, Alignment)):
+        if not isinstance(v, cls):
+            raise ValueError(f"{name} must be a {cls.__name__}, got {type(v).__name__}")
+
+
 def interchange_intervention(
     low: CausalModel, high: CausalModel, alignment: Alignment, variable: str,
     base: Domain, source: Domain, *, atol: float = 0.0,
@@ -288,8 +401,14 @@ def interchange_intervention(
 
     compared through τ (integers exactly, floats within ``atol``, every output entry of a pair).
     """
-    if variable not in high.order:
-        raise ValueError(f"{variable!r} is not a node of the high-level model")
+    _check_models(low, high, alignment)
+    if not isinstance(variable, str) or variable not in high.order:
+        raise ValueError(f"variable must be a node of the high-level model {high.order}, got {variable!r}")
+    atol = check_float("atol", atol, 0.0, math.inf, hi_open=True)
+    _check_domain("base", base, low.inputs)
+    _check_domain("source", source, low.inputs)
+    if domain_size(base) != domain_size(source):
+        raise ValueError(f"base and source must hold the same number of inputs, got {domain_size(base)} and {domain_size(source)}")
     av = alignment[variable]
     low_b, low_s = low.run(base), low.run(source)
     b_vals = tuple(low_b[n] for n in av.low)
@@ -328,9 +447,15 @@ def interchange_accuracy(
     with low-level inputs, a pair whose intervened input (part base, part source) is not a row
     of the domain (base and source rows together) is not admissible: the domain says that
     input never occurs, so the pair is skipped and counted in ``n_pairs - n_admissible``."""
-    k = domain_size(domain)
-    if source is not None and domain_size(source) != k:
-        raise ValueError("zipped base and source domains need the same number of inputs")
+    _check_models(low, high, alignment)
+    if not isinstance(variable, str) or variable not in high.order:
+        raise ValueError(f"variable must be a node of the high-level model {high.order}, got {variable!r}")
+    atol = check_float("atol", atol, 0.0, math.inf, hi_open=True)
+    max_counterexamples = check_int("max_counterexamples", max_counterexamples, 0)
+    chunk = check_int("chunk", chunk, 1)
+    k = domain_size(_check_domain("domain", domain, low.inputs))
+    if source is not None and domain_size(_check_domain("source", source, low.inputs)) != k:
+        raise ValueError("source (zipped with the base domain) needs the same number of inputs as domain")
     n = k * k if source is None else k
     agree_n = adm_n = 0
     bad: list[dict[str, dict[str, Any]]] = []
@@ -400,11 +525,20 @@ class Explanation:
                  condition: Any = None, variables: Sequence[str] | None = None) -> None:
         import sympy as sp
 
+        _check_models(low, high, alignment)
         self.low, self.high, self.alignment = low, high, alignment
-        self.variables = tuple(high.order if variables is None else variables)
+        self.variables = tuple(high.order if variables is None else _names("variables", variables))
+        unknown = [v for v in self.variables if v not in high.order]
+        if unknown:
+            raise ValueError(f"variables {unknown} are not nodes of the high-level model {high.order}")
         for v in (*self.variables, *high.inputs, *high.outputs):
             alignment[v]  # raises for an unaligned variable
-        self.condition = sp.true if condition is None else sp.sympify(condition)
+        try:
+            self.condition = sp.true if condition is None else sp.sympify(condition)
+        except (sp.SympifyError, TypeError, ValueError):
+            raise ValueError(f"condition must be a sympy relation over the low-level inputs or None, got {condition!r:.80}") from None
+        if not hasattr(self.condition, "free_symbols"):
+            raise ValueError(f"condition must be a sympy relation over the low-level inputs or None, got {condition!r:.80}")
         names = {str(s) for s in self.condition.free_symbols}
         if not names <= set(low.inputs):
             raise ValueError(f"condition uses {sorted(names - set(low.inputs))}, not inputs of the low-level model {low.inputs}")
@@ -414,7 +548,7 @@ class Explanation:
         """(K,) bool: which inputs of ``domain`` satisfy the condition."""
         import sympy as sp
 
-        k = domain_size(domain)
+        k = domain_size(_check_domain("domain", domain, self.low.inputs))
         if self.condition == sp.true:
             return torch.ones(k, dtype=torch.bool)
         syms = sorted(self.condition.free_symbols, key=str)
@@ -430,6 +564,7 @@ class Explanation:
     def verify_enumerated(self, domain: Domain) -> Verification:
         """Check every input of ``domain`` satisfying the condition, and every pair of them for
         each intervened variable."""
+        _check_domain("domain", domain, self.low.inputs)
         inside = domain_rows(domain, torch.nonzero(self.satisfies(domain)).flatten())
         k = domain_size(inside) if all(v.shape[0] for v in inside.values()) else 0
         if k == 0:
@@ -456,6 +591,7 @@ class Explanation:
     def counterexamples_outside(self, domain: Domain, limit: int = 10) -> tuple[int, list[dict[str, dict[str, Any]]]]:
         """Inputs of ``domain`` *outside* the condition on which the outputs disagree: (how many,
         the first ``limit`` of them by name)."""
+        limit = check_int("limit", limit, 0)
         outside = domain_rows(domain, torch.nonzero(~self.satisfies(domain)).flatten())
         if not all(v.shape[0] for v in outside.values()):
             return 0, []
@@ -473,11 +609,17 @@ class Explanation:
         re-run concretely, and reported; none found: undecided (None)."""
         import sympy as sp
 
-        if set(bounds) != set(self.low.inputs):
-            raise ValueError(f"bounds must give (lo, hi) for each input {self.low.inputs}; got {sorted(bounds)}")
-        for n, (lo, hi) in bounds.items():
-            if int(lo) > int(hi):
-                raise ValueError(f"bounds[{n!r}] = ({lo}, {hi}) is empty")
+        if not isinstance(bounds, Mapping) or set(bounds) != set(self.low.inputs):
+            got = sorted(bounds) if isinstance(bounds, Mapping) else repr(bounds)
+            raise ValueError(f"bounds must give (lo, hi) for each input {self.low.inputs}; got {got}")
+        for n, b in bounds.items():
+            if isinstance(b, (str, bytes)) or not isinstance(b, Sequence) or len(b) != 2 or not all(_is_int(v) for v in b):
+                raise ValueError(f"bounds[{n!r}] must be a pair of integers (lo, hi), got {b!r}")
+            if int(b[0]) > int(b[1]):
+                raise ValueError(f"bounds[{n!r}] = ({b[0]}, {b[1]}) is empty")
+        bounds = {n: (int(b[0]), int(b[1])) for n, b in bounds.items()}
+        n_random = check_int("n_random", n_random, 0)
+        seed = check_seed("seed", seed)
         runs, ops = 0, 0
         checks = [("input", None)] + [("variable", v) for v in self.variables]
         for kind, v in checks:
@@ -607,6 +749,8 @@ def _split_condition(conds: Sequence[Any]) -> tuple[list[Any], list[Any]]:
 def puzzle_models(readout: Callable[[Any], Any] | None = None) -> tuple[CausalModel, CausalModel]:
     """Jørgensen's puzzle. M: inputs x1, x2; h = x1; y = g(h) (x2 is idle). M*: input x;
     h = x; y = g(h). ``readout`` g defaults to the identity."""
+    if readout is not None and not callable(readout):
+        raise ValueError(f"readout must be callable or None, got {readout!r}")
     g = readout if readout is not None else (lambda h: h)
     low = CausalModel(("x1", "x2"), {"h": (("x1",), lambda x1: x1), "y": (("h",), g)}, ("y",))
     high = CausalModel(("x",), {"h": (("x",), lambda x: x), "y": (("h",), g)}, ("y",))
@@ -615,7 +759,7 @@ def puzzle_models(readout: Callable[[Any], Any] | None = None) -> tuple[CausalMo
 
 def puzzle_alignment(input_name: str) -> Alignment:
     """M*'s input aligned with M's ``input_name`` (x1 or x2); h with h, y with y."""
-    if input_name not in ("x1", "x2"):
+    if not isinstance(input_name, str) or input_name not in ("x1", "x2"):
         raise ValueError(f"input_name must be x1 or x2, got {input_name!r}")
     return Alignment.identity({"x": input_name, "h": "h", "y": "y"})
 
@@ -627,7 +771,12 @@ def puzzle_alignment(input_name: str) -> Alignment:
 
 def direction_interchange(u: torch.Tensor) -> Callable[[tuple, tuple], tuple]:
     """Swap the component along the unit vector ``u`` (M,): h' = h_b + u (u·h_s − u·h_b)."""
-    u = u / u.norm()
+    check_tensor("u", u, ndim=1)
+    u = u.float() if not u.dtype.is_floating_point else u
+    norm = u.norm()
+    if not (math.isfinite(float(norm)) and float(norm) > 0):
+        raise ValueError("u must be a nonzero direction (its norm is 0 or not finite)")
+    u = u / norm
 
     def rule(base: tuple, source: tuple) -> tuple:
         (hb,), (hs,) = base, source
@@ -647,9 +796,11 @@ def toy_model_abstraction(W_MN: torch.Tensor, b_N: torch.Tensor, feature: int) -
     Alignment: x ↔ x, y ↔ y, f ↔ h with τ(h) = W_i·h / |W_i|² and the interchange rule swapping
     h's component along W_i (:func:`direction_interchange`).
     """
-    W = W_MN.detach().float().cpu()
-    b = b_N.detach().float().cpu()
+    W = check_tensor("W_MN", W_MN, ndim=2).detach().float().cpu()
     n = W.shape[1]
+    b = check_tensor("b_N", b_N, ndim=1).detach().float().cpu()
+    if b.shape[0] != n:
+        raise ValueError(f"b_N must have one entry per feature (N = {n} columns of W_MN), got shape {tuple(b.shape)}")
     feature = check_int("feature", feature, 0, n - 1)
     wi = W[:, feature]
     sq = (W * W).sum(0)  # (N,) |W_j|²

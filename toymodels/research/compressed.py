@@ -36,13 +36,14 @@ Both models implement the trainer's protocol (:mod:`toymodels.protocols`) and th
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Callable
 
 import torch
 from torch import nn
 
-from .._validate import check_float, check_int, check_seed
+from .._validate import check_bool, check_float, check_int, check_seed
 from ..data.features import Source, _instance_index
 from ..device import derive_seed, make_generator, resolve_device
 
@@ -103,7 +104,15 @@ def make_bigram_task(n_instances: int, d_resid: int, n_tokens: int, n_bigrams: A
     n_i = check_int("n_instances", n_instances, 1)
     d = check_int("d_resid", d_resid, 1)
     t = check_int("n_tokens", n_tokens, 1)
-    ks = [n_bigrams] * n_i if isinstance(n_bigrams, int) and not isinstance(n_bigrams, bool) else list(n_bigrams)
+    seed = check_seed("seed", seed)
+    if isinstance(n_bigrams, numbers.Integral) and not isinstance(n_bigrams, bool):
+        ks = [n_bigrams] * n_i
+    elif isinstance(n_bigrams, torch.Tensor) and n_bigrams.ndim == 1:
+        ks = n_bigrams.tolist()
+    elif isinstance(n_bigrams, (list, tuple)):
+        ks = list(n_bigrams)
+    else:
+        raise ValueError(f"n_bigrams must be one integer or a sequence of one per instance ({n_i}), got {n_bigrams!r}")
     if len(ks) != n_i:
         raise ValueError(f"n_bigrams must be one integer or one per instance ({n_i}), got {len(ks)} values")
     ks = [check_int("n_bigrams", k, 1, t * t) for k in ks]
@@ -209,6 +218,14 @@ class BigramSource(Source):
 
 
 # ====================================================================== shared model machinery
+def _model_index(index: Any, n_instances: int) -> torch.Tensor:
+    """``index`` (int, slice, sequence or tensor) as a 1-D long tensor of instance numbers."""
+    try:
+        return torch.arange(n_instances)[index].reshape(-1)
+    except (IndexError, TypeError, ValueError, RuntimeError) as e:
+        raise ValueError(f"index {index!r} does not select instances of a model with {n_instances}: {e}") from None
+
+
 class _Batched(nn.Module):
     """subset / load_instances / spec for a model built from a frozen config with
     ``n_instances`` and a seed; every parameter and buffer has the instance axis first."""
@@ -252,7 +269,7 @@ class _Batched(nn.Module):
 
     def subset(self, index: Any) -> "_Batched":
         """A new model holding the chosen instances (parameters and buffers copied)."""
-        idx = torch.arange(self.n_instances)[index].reshape(-1)
+        idx = _model_index(index, self.n_instances)
         new = type(self)(replace(self.config, n_instances=len(idx)), seed=self.seed, device=self.device_)
         with torch.no_grad():
             for p, q in zip(self._tensors(), new._tensors()):
@@ -262,7 +279,12 @@ class _Batched(nn.Module):
     @torch.no_grad()
     def load_instances(self, index: Any, other: "_Batched") -> None:
         """Copy ``other``'s instances into instances ``index`` (parameters and buffers)."""
-        idx = torch.arange(self.n_instances)[index].reshape(-1).to(self.device_)
+        idx = _model_index(index, self.n_instances).to(self.device_)
+        if type(other) is not type(self) or replace(other.config, n_instances=self.config.n_instances) != self.config:
+            raise ValueError(f"other must be a {type(self).__name__} with the same config except n_instances, "
+                             f"got {type(other).__name__} {getattr(other, 'config', None)}")
+        if other.n_instances != len(idx):
+            raise ValueError(f"other has {other.n_instances} instances for the {len(idx)} of index")
         for p, q in zip(self._tensors(), other._tensors()):
             p[idx] = q.to(p.device)
 
@@ -335,6 +357,12 @@ class BigramMLP(_Batched):
 
     def forward(self, r: torch.Tensor) -> torch.Tensor:
         """The output (I, B, D) for residual streams r (I or 1, B, D)."""
+        d = self.config.d_resid
+        if not isinstance(r, torch.Tensor) or r.ndim != 3 or r.shape[-1] != d \
+                or r.shape[0] not in (1, self.n_instances) or r.shape[1] == 0:
+            got = tuple(r.shape) if isinstance(r, torch.Tensor) else type(r).__name__
+            raise ValueError(f"r must be a tensor shaped (1 or n_instances = {self.n_instances}, batch >= 1, "
+                             f"d_resid = {d}); got {got}")
         return self.spd_forward(r, self.plain_layer)
 
     def plain_layer(self, name: str, a: torch.Tensor) -> torch.Tensor:
@@ -363,7 +391,15 @@ def stored_bigrams(model: BigramMLP, source_or_task: BigramSource | BigramTask) 
     """Which known bigrams the MLP stores. With o_k = MLP(A_{t1} + B_{t2}) (no noise), bigram k
     is stored iff its v_k is the nearest (Euclidean) of {v_1, …, v_{K_i}, 0}; for unit v's,
     o·v_k > max(max_{j≠k} o·v_j, 1/2). Bigrams past K_i never count."""
+    if not isinstance(model, BigramMLP):
+        raise ValueError(f"model must be a BigramMLP, got {type(model).__name__}")
+    if not isinstance(source_or_task, (BigramSource, BigramTask)):
+        raise ValueError(f"source_or_task must be a BigramSource or a BigramTask, got {type(source_or_task).__name__}")
     task = source_or_task.task if isinstance(source_or_task, BigramSource) else source_or_task
+    if task.d_resid != model.config.d_resid:
+        raise ValueError(f"source_or_task has d_resid = {task.d_resid}; the model has d_resid = {model.config.d_resid}")
+    if int(task.A.shape[0]) != model.n_instances:
+        raise ValueError(f"source_or_task has {int(task.A.shape[0])} instances; the model has {model.n_instances}")
     o = model(task.residuals().to(model.W_out_IDM.device))  # (I, K, D)
     v = task.v.to(o.device)
     dots = torch.bmm(o, v.transpose(1, 2))  # (I, K, K): o_k · v_j
@@ -495,6 +531,19 @@ def bigram_capacity(
     cfg_train = train if train is not None else TrainConfig(steps=1500, batch_size=256, lr=3e-3, schedule="cosine",
                                                             final_lr_fraction=0.1, quiet=True, eval_samples=2048)
     seeds = check_int("seeds", seeds, 1)
+    if isinstance(widths, (str, bytes)) or not isinstance(widths, (list, tuple, range)) or not widths:
+        raise ValueError(f"widths must be a non-empty list of MLP widths, got {widths!r}")
+    widths = [check_int("widths", m, 1) for m in widths]
+    d_resid = check_int("d_resid", d_resid, 1)
+    n_tokens = check_int("n_tokens", n_tokens, 1)
+    if isinstance(k_factors, (str, bytes)) or not isinstance(k_factors, (list, tuple)) or not k_factors:
+        raise ValueError(f"k_factors must be a non-empty tuple of positive numbers, got {k_factors!r}")
+    k_factors = tuple(check_float("k_factors", f, 0.0, math.inf, lo_open=True, hi_open=True) for f in k_factors)
+    train_in = check_bool("train_in", train_in)
+    noise = check_float("noise", noise, 0.0, math.inf, hi_open=True)
+    seed = check_seed("seed", seed)
+    if train is not None and not isinstance(train, TrainConfig):
+        raise ValueError(f"train must be a TrainConfig or None, got {type(train).__name__}")
     caps, stored_all, ks_all, losses_all = [], [], [], []
     for m in widths:
         ks = sorted({min(n_tokens * n_tokens, max(1, round(f * m))) for f in k_factors})
@@ -516,6 +565,13 @@ def bigram_capacity(
 
 def fit_power_law(x: list[float], y: list[float]) -> tuple[float, float]:
     """Least-squares fit of log y = α log x + c over the points with y > 0: (α, e^c)."""
+    for name, v in (("x", x), ("y", y)):
+        if isinstance(v, (str, bytes)) or not isinstance(v, (list, tuple)) and not isinstance(v, torch.Tensor):
+            raise ValueError(f"{name} must be a list of numbers, got {v!r}")
+    x = [check_float("x", a) for a in x]
+    y = [check_float("y", b) for b in y]
+    if len(x) != len(y):
+        raise ValueError(f"x and y must have the same length, got {len(x)} and {len(y)}")
     pts = [(math.log(a), math.log(b)) for a, b in zip(x, y) if b > 0 and a > 0]
     if len(pts) < 2:
         return math.nan, math.nan

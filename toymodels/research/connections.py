@@ -53,7 +53,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .._validate import check_float, check_int, check_nonneg, check_seed
+from .._validate import check_float, check_int, check_nonneg, check_seed, check_tensor
 from ..data.features import FeatureDrivenSource, SparseFeatures, _instance_index
 from ..device import derive_seed, make_generator, resolve_device
 from ..measures.linalg import random_orthogonal
@@ -159,16 +159,27 @@ class TwoLayerToy(nn.Module):
         """(I, N2, N1) bool: the true connections C ≠ 0."""
         return self.C != 0
 
+    def _check_in(self, name: str, x: Any, width: int, what: str) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor) or x.ndim != 3 or x.shape[0] not in (1, self.n_instances) \
+                or x.shape[2] != width or not x.dtype.is_floating_point:
+            got = (tuple(x.shape), x.dtype) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ValueError(f"{name} must be a float tensor shaped (1 or n_instances = {self.n_instances}, batch, "
+                             f"{what} = {width}); got {got}")
+        return x
+
     def features_2(self, f1_IBN: torch.Tensor) -> torch.Tensor:
         """f2 = ReLU(C f1), (I, B, N2)."""
+        self._check_in("f1", f1_IBN, self.config.n_features_1, "n_features_1")
         return torch.relu(torch.einsum("ibn,ikn->ibk", f1_IBN, self.C))
 
     def layer_1(self, f1_IBN: torch.Tensor) -> torch.Tensor:
         """h1 = E1 f1, (I, B, D1)."""
+        self._check_in("f1", f1_IBN, self.config.n_features_1, "n_features_1")
         return torch.einsum("ibn,idn->ibd", f1_IBN, self.E1)
 
     def layer_2(self, h1_IBD: torch.Tensor) -> torch.Tensor:
         """h2 = E2 ReLU(C E1ᵀ h1), (I, B, D2): layer 2 computed from layer 1's activations."""
+        self._check_in("h1", h1_IBD, self.config.d_model_1, "d_model_1")
         read = torch.einsum("ibd,idn->ibn", h1_IBD, self.E1)
         return torch.einsum("ibk,idk->ibd", self.features_2(read), self.E2)
 
@@ -204,7 +215,11 @@ class LayerActivations(FeatureDrivenSource):
     layer-1 features — a data source for an SAE on that layer."""
 
     def __init__(self, model: TwoLayerToy, layer: int, features: SparseFeatures) -> None:
+        if not isinstance(model, TwoLayerToy):
+            raise ValueError(f"model must be a TwoLayerToy, got {type(model).__name__}")
         self.layer = check_int("layer", layer, 1, 2)
+        if not isinstance(features, SparseFeatures):
+            raise ValueError(f"features must be a SparseFeatures source, got {type(features).__name__}")
         if features.dim != model.config.n_features_1:
             raise ValueError(f"features have dim {features.dim}; the model has n_features_1 = {model.config.n_features_1}")
         if features.n_instances != model.n_instances:
@@ -231,6 +246,10 @@ class LayerActivations(FeatureDrivenSource):
 
 def layer_source(model: TwoLayerToy, layer: int, *, seed: int = 0) -> LayerActivations:
     """A :class:`LayerActivations` on fresh per-instance features with the model's probability."""
+    if not isinstance(model, TwoLayerToy):
+        raise ValueError(f"model must be a TwoLayerToy, got {type(model).__name__}")
+    check_int("layer", layer, 1, 2)
+    seed = check_seed("seed", seed)
     f = SparseFeatures(model.config.n_features_1, model.config.feature_probability, model.n_instances,
                        seed=seed, device=model.device_)
     return LayerActivations(model, layer, f)
@@ -240,6 +259,15 @@ def layer_source(model: TwoLayerToy, layer: int, *, seed: int = 0) -> LayerActiv
 def paired_latents(model: TwoLayerToy, sae_1: Any, sae_2: Any, *, n_samples: int = 16384, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """SAE codes of both layers on the same inputs: z1 (I, B, F1), z2 (I, B, F2)."""
     n_samples = check_int("n_samples", n_samples, 1)
+    if not isinstance(model, TwoLayerToy):
+        raise ValueError(f"model must be a TwoLayerToy, got {type(model).__name__}")
+    seed = check_seed("seed", seed)
+    for name, sae, d in (("sae_1", sae_1, model.config.d_model_1), ("sae_2", sae_2, model.config.d_model_2)):
+        if not hasattr(sae, "encode") or not hasattr(sae, "d_model"):
+            raise ValueError(f"{name} must be an SAE (encode, d_model), got {type(sae).__name__}")
+        if int(sae.d_model) != d or int(getattr(sae, "n_instances", model.n_instances)) != model.n_instances:
+            raise ValueError(f"{name} must have d_model = {d} and n_instances = {model.n_instances} (layer {name[-1]}); "
+                             f"got d_model = {sae.d_model}, n_instances = {getattr(sae, 'n_instances', None)}")
     f = SparseFeatures(model.config.n_features_1, model.config.feature_probability, model.n_instances,
                        seed=seed, device=model.device_)
     h1, h2 = model(f.sample(n_samples))
@@ -258,11 +286,14 @@ def fit_sparse_map(z1_IBF: torch.Tensor, z2_IBG: torch.Tensor, *, l1: float, ite
     eigenvalue of [[S11, m1], [m1ᵀ, 1]]; W is soft-thresholded by l1/L (c is not penalised).
     Stops when no entry moves more than ``tol`` (relative to max |W|, at least 1) or after
     ``iters`` steps. Float64 inside, float32 out."""
-    if z1_IBF.ndim != 3 or z2_IBG.ndim != 3 or z1_IBF.shape[:2] != z2_IBG.shape[:2]:
+    check_tensor("z1", z1_IBF, ndim=3, floating=True)
+    check_tensor("z2", z2_IBG, ndim=3, floating=True)
+    if z1_IBF.shape[:2] != z2_IBG.shape[:2]:
         raise ValueError(f"z1 and z2 must be (I, B, F1) and (I, B, F2) with the same I and B; got "
                          f"{tuple(z1_IBF.shape)} and {tuple(z2_IBG.shape)}")
-    check_nonneg("l1", l1)
+    l1 = check_nonneg("l1", l1)
     iters = check_int("iters", iters, 1)
+    tol = check_nonneg("tol", tol)
     z1, z2 = z1_IBF.double(), z2_IBG.double()
     n_i, b, f1 = z1.shape
     f2 = z2.shape[-1]
@@ -291,6 +322,18 @@ def fit_sparse_map(z1_IBF: torch.Tensor, z2_IBG: torch.Tensor, *, l1: float, ite
     return W.float(), c.float()
 
 
+def _dec_and_truth(sae: Any, directions_IDN: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    if not hasattr(sae, "decoder_directions"):
+        raise ValueError(f"sae must be an SAE (decoder_directions), got {type(sae).__name__}")
+    dec = sae.decoder_directions().detach().double().cpu()
+    check_tensor("directions_IDN", directions_IDN, ndim=3)
+    truth = directions_IDN.detach().double().cpu()
+    if truth.shape[0] != dec.shape[0] or truth.shape[1] != dec.shape[1]:
+        raise ValueError(f"directions_IDN must be shaped (n_instances = {dec.shape[0]}, d_model = {dec.shape[1]}, N) "
+                         f"like the SAE's decoder; got {tuple(truth.shape)}")
+    return dec, truth
+
+
 @torch.no_grad()
 def match_latents(sae: Any, directions_IDN: torch.Tensor) -> torch.Tensor:
     """(I, N) index of the SAE latent matched to each true feature: the one-to-one matching
@@ -298,8 +341,7 @@ def match_latents(sae: Any, directions_IDN: torch.Tensor) -> torch.Tensor:
     decoder directions (I, D, F) and feature directions (I, D, N); needs F >= N."""
     from scipy.optimize import linear_sum_assignment
 
-    dec = sae.decoder_directions().detach().double().cpu()
-    truth = directions_IDN.detach().double().cpu()
+    dec, truth = _dec_and_truth(sae, directions_IDN)
     if dec.shape[-1] < truth.shape[-1]:
         raise ValueError(f"the SAE has {dec.shape[-1]} latents, fewer than the {truth.shape[-1]} features to match")
     cos = (dec / dec.norm(dim=1, keepdim=True).clamp_min(1e-12)).transpose(1, 2) @ \
@@ -313,15 +355,31 @@ def match_latents(sae: Any, directions_IDN: torch.Tensor) -> torch.Tensor:
 
 def matched_cosines(sae: Any, directions_IDN: torch.Tensor, match_IN: torch.Tensor) -> torch.Tensor:
     """(I, N) cosine between each true feature and its matched latent's decoder direction."""
-    dec = sae.decoder_directions().detach().double().cpu()
-    truth = directions_IDN.detach().double().cpu()
+    dec, truth = _dec_and_truth(sae, directions_IDN)
+    _check_match("match_IN", match_IN, truth.shape[0], truth.shape[2], dec.shape[2])
     picked = torch.gather(dec, 2, match_IN[:, None, :].expand(-1, dec.shape[1], -1))
     return torch.nn.functional.cosine_similarity(picked, truth, dim=1).float()
 
 
+def _check_match(name: str, m: Any, n_i: int, n: int, n_latents: int) -> None:
+    if not isinstance(m, torch.Tensor) or m.ndim != 2 or m.shape != (n_i, n) \
+            or m.dtype.is_floating_point or m.dtype == torch.bool:
+        got = (tuple(m.shape), m.dtype) if isinstance(m, torch.Tensor) else type(m).__name__
+        raise ValueError(f"{name} must be an integer tensor shaped (n_instances = {n_i}, {n}); got {got}")
+    if m.numel() and (int(m.min()) < 0 or int(m.max()) >= n_latents):
+        raise ValueError(f"{name} must hold latent indices in [0, {n_latents - 1}], got values in "
+                         f"[{int(m.min())}, {int(m.max())}]")
+
+
 def connections_in_feature_basis(W_IGF: torch.Tensor, match_1: torch.Tensor, match_2: torch.Tensor) -> torch.Tensor:
     """W restricted to matched latents and reordered by true feature: (I, N2, N1)."""
+    check_tensor("W_IGF", W_IGF, ndim=3, finite=False)
     W = W_IGF.detach().cpu()
+    if not isinstance(match_1, torch.Tensor) or not isinstance(match_2, torch.Tensor):
+        raise ValueError("match_1 and match_2 must be (I, N) long tensors from match_latents")
+    _check_match("match_1", match_1, W.shape[0], match_1.shape[-1] if match_1.ndim else 0, W.shape[2])
+    _check_match("match_2", match_2, W.shape[0], match_2.shape[-1] if match_2.ndim else 0, W.shape[1])
+    match_1, match_2 = match_1.cpu(), match_2.cpu()
     rows = torch.gather(W, 1, match_2[:, :, None].expand(-1, -1, W.shape[2]))
     return torch.gather(rows, 2, match_1[:, None, :].expand(-1, rows.shape[1], -1))
 
@@ -330,7 +388,14 @@ def score_graph(W_INM: torch.Tensor, truth_INM: torch.Tensor, *, threshold: floa
     """Precision and recall of the recovered edges |W| > threshold against the true edges,
     per instance: precision = TP / (TP + FP), recall = TP / (TP + FN) (1.0 when the
     denominator is 0); plus the pooled values over instances."""
-    check_nonneg("threshold", threshold)
+    threshold = check_nonneg("threshold", threshold)
+    check_tensor("W_INM", W_INM, ndim=3, nonempty=False, finite=False)
+    if bool(torch.isnan(W_INM).any()):
+        raise ValueError("W_INM must not contain NaN (an edge's presence would be undecided)")
+    if not isinstance(truth_INM, torch.Tensor):
+        raise ValueError(f"truth_INM must be a torch tensor, got {type(truth_INM).__name__}")
+    if truth_INM.is_floating_point() and bool(torch.isnan(truth_INM).any()):
+        raise ValueError("truth_INM must not contain NaN (its nonzero entries are the true edges)")
     if W_INM.shape != truth_INM.shape:
         raise ValueError(f"recovered and true graphs differ in shape: {tuple(W_INM.shape)} vs {tuple(truth_INM.shape)}")
     pred, true = W_INM.abs() > threshold, truth_INM.bool().to(W_INM.device)

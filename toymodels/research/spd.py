@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._validate import check_float, check_int, check_nonneg, check_positive, check_seed
+from .._validate import check_float, check_int, check_nonneg, check_positive, check_seed, check_tensor
 from ..data.features import UnitCube
 from ..device import derive_seed, make_generator
 from ..train.loop import TrainConfig, TrainResult, train
@@ -138,13 +138,21 @@ class SPDConfig:
         check_seed("seed", self.seed)
 
 
+def _check_squash(x: Any, leak: Any) -> None:
+    if not isinstance(x, torch.Tensor):
+        raise ValueError(f"x must be a torch tensor, got {type(x).__name__}")
+    check_float("leak", leak, 0.0, 1.0, hi_open=True)
+
+
 def lower_leaky_hard_sigmoid(x: torch.Tensor, leak: float) -> torch.Tensor:
     """leak·x for x < 0, x on [0, 1], 1 above (the masks' squashing)."""
+    _check_squash(x, leak)
     return torch.where(x < 0, leak * x, x.clamp(max=1.0))
 
 
 def upper_leaky_hard_sigmoid(x: torch.Tensor, leak: float) -> torch.Tensor:
     """0 for x < 0, x on [0, 1], 1 + leak·(x − 1) above (the importance penalty's squashing)."""
+    _check_squash(x, leak)
     return torch.where(x > 1, 1 + leak * (x - 1), x.clamp(min=0.0))
 
 
@@ -155,6 +163,10 @@ class MaskedSource:
     instance's data and uniforms."""
 
     def __init__(self, base: Any, n_uniform: int, *, seed: int = 0, _cube: UnitCube | None = None) -> None:
+        missing = [a for a in ("sample", "n_instances", "dim", "device", "get_state", "set_state", "spec", "subset")
+                   if not hasattr(base, a)]
+        if missing:
+            raise ValueError(f"base must be a data source (toymodels.data.Source); {type(base).__name__} lacks {missing}")
         self.base = base
         self.n_uniform = check_int("n_uniform", n_uniform, 1)
         self.seed = check_seed("seed", seed)
@@ -344,6 +356,12 @@ class SPDModel(nn.Module):
 def causal_importance(spd: SPDModel, x: torch.Tensor) -> dict[str, torch.Tensor]:
     """g_c = σ_H(Γ_c(V_c·a)) (plain hard sigmoid, no leak) of every subcomponent on target
     inputs x (I or 1, B, D_target): {name: (I, B, C)}."""
+    if not isinstance(spd, SPDModel):
+        raise ValueError(f"spd must be an SPDModel, got {type(spd).__name__}")
+    check_tensor("x", x, ndim=3, floating=True, finite=False)
+    if x.shape[0] not in (1, spd.n_instances) or x.shape[1] == 0 or x.shape[2] != spd.target_dim:
+        raise ValueError(f"x must be shaped (1 or n_instances = {spd.n_instances}, batch >= 1, "
+                         f"target input {spd.target_dim}); got {tuple(x.shape)}")
     W = spd.target.spd_weights()
     acts: dict[str, torch.Tensor] = {}
 
@@ -360,6 +378,23 @@ def causal_importance(spd: SPDModel, x: torch.Tensor) -> dict[str, torch.Tensor]
 def rank_one_cosine(U: torch.Tensor, V: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """Frobenius cosine of rank-1 matrices U_c V_cᵀ and u_j v_jᵀ: cos(U_c, u_j)·cos(V_c, v_j).
     U (..., C, out), V (..., C, in), u (..., J, out), v (..., J, in) -> (..., C, J)."""
+    for name, t in (("U", U), ("V", V), ("u", u), ("v", v)):
+        check_tensor(name, t, floating=True)
+        if t.ndim < 2:
+            raise ValueError(f"{name} must have at least 2 dimensions (..., rows, width), got shape {tuple(t.shape)}")
+    if U.shape[-2] != V.shape[-2]:
+        raise ValueError(f"U and V must have the same number C of subcomponents, got {U.shape[-2]} and {V.shape[-2]}")
+    if u.shape[-2] != v.shape[-2]:
+        raise ValueError(f"u and v must have the same number J of rank-1 matrices, got {u.shape[-2]} and {v.shape[-2]}")
+    if U.shape[-1] != u.shape[-1]:
+        raise ValueError(f"U and u must have the same out width, got {U.shape[-1]} and {u.shape[-1]}")
+    if V.shape[-1] != v.shape[-1]:
+        raise ValueError(f"V and v must have the same in width, got {V.shape[-1]} and {v.shape[-1]}")
+    lead = {tuple(t.shape[:-2]) for t in (U, V, u, v)}
+    try:
+        torch.broadcast_shapes(*lead)
+    except RuntimeError:
+        raise ValueError(f"U, V, u and v must share their leading (instance) dimensions, got {sorted(lead)}") from None
     def unit(t: torch.Tensor) -> torch.Tensor:
         return t / t.norm(dim=-1, keepdim=True).clamp_min(1e-12)
     return (unit(U) @ unit(u).transpose(-1, -2)) * (unit(V) @ unit(v).transpose(-1, -2))
@@ -379,6 +414,19 @@ def train_spd(target: nn.Module, source: Any, config: SPDConfig, train_config: T
     """Decompose ``target`` (trained, frozen) on batches of ``source`` (its own kind of data)
     with :func:`toymodels.train.train`; uniforms for the masks from ``mask_seed`` (default
     ``config.seed``)."""
+    if not isinstance(config, SPDConfig):
+        raise ValueError(f"config must be an SPDConfig, got {type(config).__name__}")
+    if not isinstance(train_config, TrainConfig):
+        raise ValueError(f"train_config must be a TrainConfig, got {type(train_config).__name__}")
+    if mask_seed is not None:
+        check_seed("mask_seed", mask_seed)
+    if not hasattr(source, "sample") or not hasattr(source, "n_instances") or not hasattr(source, "dim"):
+        raise ValueError(f"source must be a data source (toymodels.data.Source), got {type(source).__name__}")
+    t = as_target(target)
+    if int(source.n_instances) not in (1, int(t.n_instances)):
+        raise ValueError(f"source has {source.n_instances} instances; the target has {t.n_instances}")
+    if int(source.dim) != _target_width(t):
+        raise ValueError(f"source has dim {source.dim}; the target's input width is {_target_width(t)}")
     model = SPDModel(target, config)
     src = MaskedSource(source, model.input_dim - model.target_dim,
                        seed=config.seed if mask_seed is None else mask_seed)
