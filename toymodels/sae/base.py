@@ -18,8 +18,9 @@ not override) and adds
 - the decoder-orthogonality penalty c · mean_{i≠j} cos²(d_i, d_j) (seed 000),
 - the linear warm-up of the sparsity coefficient,
 - unit-norm decoder rows by a constrained step: the gradient's radial part is projected
-  out before the optimizer step (:meth:`SAE.before_optimizer_step`) and rows are
-  renormalised after it (:meth:`SAE.after_optimizer_step`),
+  out before the optimizer step (:meth:`SAE.before_optimizer_step`), the optimizer's step on
+  the rows is scaled by ``decoder_lr_scale`` (10 by default for relu, topk, batchtopk: the
+  angular speed of SAELens's rows stored at norm 0.1) and rows are renormalised after it (:meth:`SAE.after_optimizer_step`),
 - b_dec initialised from the first batch (zeros, mean or geometric median), per instance:
   an instance that has not stepped yet is initialised from its own first batch, however the
   instances are split into chunks (:meth:`SAE.subset` / :meth:`SAE.load_instances`),
@@ -112,6 +113,12 @@ class SAE(nn.Module):
     """Flat SAEConfig keys of specs saved before ``Options`` existed → the option they became."""
     unit_norm_params: ClassVar[tuple[str, ...]] = ("W_dec_IFD",)
     """Parameters whose rows (last axis) are kept at unit norm by the constrained step."""
+    default_decoder_lr_scale: ClassVar[float] = 1.0
+    """``SAEConfig.decoder_lr_scale`` when the config leaves it None (10 where SAELens parity
+    was measured: relu, topk, batchtopk; 1, the old behaviour, elsewhere)."""
+    default_encoder_init_norm: ClassVar[float] = 1.0
+    """``SAEConfig.encoder_init_norm`` when the config leaves it None (0.1 for relu, topk,
+    batchtopk; 1, the old behaviour, elsewhere)."""
 
     def __init_subclass__(cls, **kw: Any) -> None:
         super().__init_subclass__(**kw)
@@ -141,6 +148,7 @@ class SAE(nn.Module):
         self._optimizer: torch.optim.Optimizer | None = None
         self._scratch_buffers: dict[str, torch.Tensor] = {}
         self._data_initialised_I = torch.zeros(n_i, dtype=torch.bool)  # b_dec set from data (per instance)
+        self._rows_before_step: list[torch.Tensor] | None = None  # unit-norm rows before this step (decoder_lr_scale)
         self.activation_width = 3 * n_f + 4 * d  # floats per sample per instance (memory estimate)
         self._init_parameters()
 
@@ -199,8 +207,8 @@ class SAE(nn.Module):
         return torch.stack(out)
 
     def _init_standard(self) -> None:
-        """W_dec_IFD unit rows, W_enc_IDF = W_decᵀ (tied) or independent unit columns,
-        b_enc_IF = 0, b_dec_ID = 0."""
+        """W_dec_IFD unit rows, W_enc_IDF = c·W_decᵀ (tied) or independent columns of norm c
+        (c = ``encoder_init_norm``), b_enc_IF = 0, b_dec_ID = 0."""
         n_i, d, n_f = self.n_instances, self.d_model, self.dict_size
         W_dec = self._random_unit_rows(n_f, d, "decoder")
         self._init_encoder(W_dec)
@@ -208,12 +216,14 @@ class SAE(nn.Module):
         self.b_dec_ID = nn.Parameter(torch.zeros(n_i, d, device=self.device_))
 
     def _init_encoder(self, W_dec: torch.Tensor) -> None:
-        """W_enc_IDF = W_decᵀ (tied) or independent unit columns, b_enc_IF = 0. A copy, never a
-        view: with D = 1 or F = 1 the transpose is already contiguous, and a shared storage
-        would tie the encoder to the decoder (and fail to save)."""
+        """W_enc_IDF = c·W_decᵀ (tied) or independent columns of norm c, c =
+        ``encoder_init_norm``; b_enc_IF = 0. A copy, never a view: with D = 1 or F = 1 the
+        transpose is already contiguous, and a shared storage would tie the encoder to the
+        decoder (and fail to save)."""
         n_f, d = self.dict_size, self.d_model
         enc = W_dec if self.config.tied_init else self._random_unit_rows(n_f, d, "encoder")
-        self.W_enc_IDF = nn.Parameter(enc.transpose(1, 2).clone(memory_format=torch.contiguous_format))
+        enc = enc.transpose(1, 2) * self.config.encoder_init_norm  # a new tensor: never shares W_dec's storage
+        self.W_enc_IDF = nn.Parameter(enc.clone(memory_format=torch.contiguous_format))
         self.b_enc_IF = nn.Parameter(torch.zeros(self.n_instances, n_f, device=self.device_))
 
     def _init_parameters(self) -> None:
@@ -382,10 +392,29 @@ class SAE(nn.Module):
     @torch.no_grad()
     def before_optimizer_step(self, step: int | None = None) -> None:
         """Remove the radial part of each unit-norm row's gradient: g ← g − (g·d) d (rows d
-        are unit norm here: initialised so and renormalised after every step)."""
-        for p in self._unit_norm_tensors():
+        are unit norm here: initialised so and renormalised after every step); with
+        ``decoder_lr_scale`` ≠ 1, keep a copy of the rows so :meth:`after_optimizer_step`
+        can scale the optimizer's step on them."""
+        scale = self.config.decoder_lr_scale != 1.0
+        prev = []
+        for j, p in enumerate(self._unit_norm_tensors()):
             if p.grad is not None:
                 p.grad.addcmul_((p.grad * p).sum(-1, keepdim=True), p, value=-1.0)
+            if scale:  # a (reused) work buffer, F·D floats: small next to the step's B·F·D
+                prev.append(self._scratch(f"unit_rows_before_step_{j}", tuple(p.shape), p).copy_(p))
+        self._rows_before_step = prev or None
+
+    @torch.no_grad()
+    def _scale_decoder_step_(self) -> None:
+        """d ← d_before + s (d − d_before), s = ``decoder_lr_scale``: the optimizer's step on the
+        unit-norm rows times s (as if their learning rate were s·lr). Only right after
+        :meth:`before_optimizer_step` saved d_before (a copy is used once, then dropped)."""
+        prev, self._rows_before_step = self._rows_before_step, None
+        if prev is None:
+            return
+        s = self.config.decoder_lr_scale
+        for p, p0 in zip(self._unit_norm_tensors(), prev):
+            p.sub_(p0).mul_(s).add_(p0)
 
     @torch.no_grad()
     def normalize_decoder_(self) -> None:
@@ -395,8 +424,10 @@ class SAE(nn.Module):
 
     @torch.no_grad()
     def after_optimizer_step(self, step: int | None = None, x: torch.Tensor | None = None) -> None:
-        """Renormalise decoder rows, count the step, and every ``resample_every`` steps
-        resample dead latents towards high-loss inputs of ``x``."""
+        """Scale the optimizer's step on the decoder rows by ``decoder_lr_scale``, renormalise
+        them, count the step, and every ``resample_every`` steps resample dead latents
+        towards high-loss inputs of ``x``."""
+        self._scale_decoder_step_()
         self.normalize_decoder_()
         self.step_count_I.add_(1)
         every = self.config.resample_every

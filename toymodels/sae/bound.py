@@ -35,6 +35,8 @@ class BoundSAE(ReLUSAE):
 
     arch = "bound"
     unit_norm_params = ("W_half_IHD",)
+    default_decoder_lr_scale = 1.0  # not ReLUSAE's: the SAELens-parity defaults were not measured for the tied decoder
+    default_encoder_init_norm = 1.0
 
     @classmethod
     def check_config(cls, config) -> None:

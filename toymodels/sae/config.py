@@ -18,10 +18,15 @@ from typing import Any
 
 import torch
 
-from .._validate import check_choice, check_int, check_nonneg
+from .._validate import check_choice, check_int, check_nonneg, check_positive
 from .registry import ARCHITECTURES, arch_names, k_archs, make_options
 
 B_DEC_INITS = ("zeros", "mean", "geometric-median")
+
+PRE_FIELD_DEFAULTS: dict[str, Any] = {"decoder_lr_scale": 1.0, "encoder_init_norm": 1.0}
+"""Fields added after configs were first saved, with the value that reproduces the behaviour
+from before them: :meth:`SAEConfig.from_dict` fills a saved spec's missing field with it
+(not with the field's current default), so an old run folder resumes and re-runs as trained."""
 
 
 def __getattr__(name: str) -> Any:
@@ -80,9 +85,30 @@ class SAEConfig:
     decoder_orthogonality: float = 0.0
     """Coefficient of the decoder-orthogonality penalty: mean over pairs i != j of
     cos²(d_i, d_j) of the decoder rows (seed 000); 0 turns it off."""
+    decoder_lr_scale: float | None = None
+    """The unit-norm decoder rows' learning rate as a multiple of the trainer's (> 0): each
+    optimizer step's change of those rows is multiplied by this (after the radial part of the
+    gradient is projected out, before the rows are renormalised). None: the architecture's
+    default (``ARCHITECTURES[arch].default_decoder_lr_scale``: 10 for relu, topk, batchtopk
+    and matryoshka, 1 for the others). Under Adam a parameter moves about lr per coordinate
+    per step whatever its scale, so a unit row turns ~lr·√D radians per step; SAELens stores
+    its rows at norm 0.1 (``decoder_init_norm``), which turns them 10 times as fast at the
+    same lr. 10 matches that, and is what lets ours reach SAELens's MCC at its settings
+    (benchmarks/bench_saelens.py --ablation); 1 is the behaviour before this field existed (a
+    saved config without it loads with 1). A training-only setting: inference and the saved
+    weights do not depend on it."""
     tied_init: bool = True
     """Initialise the encoder as the transpose of the decoder (otherwise independent random
-    unit directions)."""
+    directions), times ``encoder_init_norm``."""
+    encoder_init_norm: float | None = None
+    """The norm of each initial encoder column (> 0). None: the architecture's default
+    (``ARCHITECTURES[arch].default_encoder_init_norm``: 0.1 for relu, topk, batchtopk and
+    matryoshka, 1 for the others — a JumpReLU's thresholds are set for unit columns, and at
+    0.1 it recovers far fewer features). 0.1 is SAELens's (its encoder starts as the transpose
+    of its decoder, whose rows start at norm 0.1): under Adam, whose step is about lr per
+    coordinate, a smaller encoder changes faster relative to its size; at SAELens's settings
+    it lifts the ReLU SAE's MCC above SAELens's (benchmarks/bench_saelens.py --ablation). 1 is
+    the behaviour before this field existed (a saved config without it loads with 1)."""
     b_dec_init: str = "geometric-median"
     """How b_dec is set from the first training batch: zeros, mean, or geometric-median
     (Weiszfeld's algorithm, as in Bricken et al. 2023)."""
@@ -123,6 +149,10 @@ class SAEConfig:
             object.__setattr__(self, name, check_int(name, getattr(self, name), lo))
         for name in ("aux_coefficient", "decoder_orthogonality", "resample_scale"):
             object.__setattr__(self, name, check_nonneg(name, getattr(self, name)))
+        for name in ("decoder_lr_scale", "encoder_init_norm"):  # None: the architecture's default
+            value = getattr(self, name)
+            value = getattr(cls, f"default_{name}") if value is None else value
+            object.__setattr__(self, name, check_positive(name, value))
         if not isinstance(self.tied_init, bool):
             raise ValueError(f"tied_init must be True or False, got {self.tied_init!r}")
         check_choice("b_dec_init", self.b_dec_init, B_DEC_INITS)
@@ -163,8 +193,13 @@ class SAEConfig:
         Specs saved before options moved to the architectures hold them as flat keys
         (``jumprelu_bandwidth``, ``jumprelu_init_threshold``, ``threshold_ema``): each is
         moved into ``options`` when it belongs to the spec's architecture (its
-        ``legacy_options``), and dropped otherwise (every old spec saved all three)."""
+        ``legacy_options``), and dropped otherwise (every old spec saved all three). A field
+        added later and missing from the spec takes its old behaviour
+        (:data:`PRE_FIELD_DEFAULTS`: ``decoder_lr_scale`` = ``encoder_init_norm`` = 1), not its
+        current default."""
         d = _upgrade_legacy(dict(d))
+        for key, old_value in PRE_FIELD_DEFAULTS.items():  # saved before the field existed: its old behaviour
+            d.setdefault(key, old_value)
         names = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown:

@@ -27,6 +27,9 @@ from .registry import register
 class ReLUSAE(SAE):
     """ReLU SAE with an L1 penalty weighted by decoder norms; hand-derived backward."""
 
+    default_decoder_lr_scale = 10.0  # SAELens's angular decoder speed (its rows at norm 0.1); bench_saelens.py
+    default_encoder_init_norm = 0.1  # SAELens's initial encoder scale
+
     arch = "relu"
 
     def encode(self, x: torch.Tensor, *, train: bool = False) -> torch.Tensor:

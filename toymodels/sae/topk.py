@@ -31,6 +31,9 @@ from .sparse import Pattern, sparse_decode, sparse_linear_at
 class SparseCodeSAE(SAE):
     """Shared machinery of the k-sparse SAEs: the sparse forward and the aux-k loss."""
 
+    default_decoder_lr_scale = 10.0  # SAELens's angular decoder speed (its rows at norm 0.1); bench_saelens.py
+    default_encoder_init_norm = 0.1  # SAELens's initial encoder scale
+
     uses_k = True
 
     def _ks(self) -> list[int]:
