@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from toymodels.cli import check_output_dir
-from toymodels.device import DEVICE_CHOICES, choose_threads
+from toymodels.device import DEVICE_CHOICES, choose_threads, resolve_device
 
 from .common import PRESET_NAMES, default_out
 from .runner import figure_modules, timed_run
@@ -47,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.jobs < 1:
             raise ValueError(f"--jobs must be a positive integer, got {args.jobs}")
         check_output_dir(out)
+        resolve_device(args.device)  # 'cuda' without CUDA: one line before any work, not a worker's traceback
         jobs = min(args.jobs, len(names))
         threads = choose_threads(args.threads, jobs=jobs)
     except ValueError as e:
@@ -61,16 +62,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{k}/{n}] {name:40s} {secs:6.1f} s  " + ", ".join(str(x) for x in paths), flush=True)
 
     t_all = time.perf_counter()
-    if jobs == 1:
-        for k, name in enumerate(names, 1):
-            print(f"[{k}/{n}] {name}: running", flush=True)
-            done(k, *timed_run(name, args.preset, out, args.device, threads))
-    else:
-        ctx = __import__("multiprocessing").get_context("spawn")
-        with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
-            futures = [pool.submit(timed_run, name, args.preset, out, args.device, threads) for name in names]
-            for k, fut in enumerate(concurrent.futures.as_completed(futures), 1):
-                done(k, *fut.result())
+    try:
+        _run_all(names, args, out, jobs, threads, done)
+    except OSError as e:  # e.g. the output folder replaced by a file while the figures ran
+        print(f"python -m figures: error: cannot write the figures into {out}: {e.strerror or e} "
+              f"({getattr(e, 'filename', None) or out})", file=sys.stderr)
+        return 2
     total = time.perf_counter() - t_all
     (Path(out) / "timings.json").write_text(json.dumps(
         {"preset": args.preset, "jobs": jobs, "threads": threads, "total_seconds": round(total, 2), "scripts": timings},
@@ -78,6 +75,21 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{n} figure scripts in {total:.1f} s ({args.preset} preset, {jobs} job(s)); figures in {out}/, "
           f"timings in {Path(out) / 'timings.json'}")
     return 0
+
+
+def _run_all(names: list[str], args: argparse.Namespace, out: Path, jobs: int, threads: int, done) -> None:
+    """Run every figure script, here or in ``jobs`` spawned workers, calling ``done`` for each."""
+    n = len(names)
+    if jobs == 1:
+        for k, name in enumerate(names, 1):
+            print(f"[{k}/{n}] {name}: running", flush=True)
+            done(k, *timed_run(name, args.preset, out, args.device, threads))
+        return
+    ctx = __import__("multiprocessing").get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
+        futures = [pool.submit(timed_run, name, args.preset, out, args.device, threads) for name in names]
+        for k, fut in enumerate(concurrent.futures.as_completed(futures), 1):
+            done(k, *fut.result())
 
 
 if __name__ == "__main__":

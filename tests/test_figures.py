@@ -61,3 +61,35 @@ def test_the_readme_gallery_is_the_tracked_gallery_folder():
         assert (REPO / link).is_file(), link
     for name in ("theory_report.md", "theory_report.json"):
         assert f"](gallery/{name})" in readme and (GALLERY / name).is_file()
+
+
+def test_cuda_without_cuda_is_refused_before_any_work(tmp_path, capsys):
+    """`python -m figures --device cuda` on a machine without CUDA: one line, exit 2, nothing run
+    (it was a worker's traceback)."""
+    import torch
+
+    from figures.__main__ import main
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    assert main(["--device", "cuda", "--only", "fig15", "--preset", "tiny", "--out", str(tmp_path / "f")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "CUDA is not available" in err and "Traceback" not in err
+    assert not (tmp_path / "f").exists()
+
+
+def test_an_output_folder_replaced_by_a_file_mid_run_is_one_line(tmp_path, monkeypatch, capsys):
+    """The output folder replaced by a file while the figures run gave a raw FileExistsError."""
+    import figures.__main__ as fm
+
+    out = tmp_path / "f"
+
+    def replaced(name, preset, out_dir, device, threads):
+        out_dir.rmdir() if out_dir.is_dir() else None
+        out_dir.write_text("not a folder")
+        (out_dir / "x.png").write_bytes(b"")  # raises NotADirectoryError, as a figure's savefig would
+
+    monkeypatch.setattr(fm, "timed_run", replaced)
+    assert fm.main(["--only", "fig15", "--preset", "tiny", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("python -m figures: error: cannot write the figures into") and "Traceback" not in err

@@ -159,11 +159,15 @@ TINY_VERDICTS = {  # interference.sae_decoder_orthogonality is tested in tests/t
 
 @pytest.mark.parametrize("cid", sorted(TINY_VERDICTS))
 def test_claim_tiny(cid):
+    """The check's own verdict at seed 0 (the registry's second opinion on fresh seeds may make a
+    tiny-budget record inconclusive: that is the stability mechanism's business, tested there)."""
     c = CLAIMS[cid]
+    r = c.check(Context(budget="tiny"))
+    assert r.verdict in allowed_verdicts(c.status)
+    assert r.verdict == TINY_VERDICTS[cid], r.detail
+    assert r.predicted and r.observed and r.tolerance and "raised" not in r.detail
     rec = run_claim(c, Context(budget="tiny"))
-    assert rec.verdict in allowed_verdicts(c.status)
-    assert rec.verdict == TINY_VERDICTS[cid], rec.detail
-    assert rec.predicted and rec.observed and rec.tolerance and "raised" not in rec.detail
+    assert rec.verdict in (TINY_VERDICTS[cid], "inconclusive") and "raised" not in rec.detail, rec.detail
 
 
 def test_gated_claim_tiny_details():
