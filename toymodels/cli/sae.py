@@ -71,6 +71,11 @@ class SAEData:
     """--data activations: a (G, D) array of known true directions (.npy, .pt or .safetensors,
     tensor key "truth"); metrics.json then scores the SAEs against them as for synthetic data
     (mmcs, mcc, and per latent its matched direction and cosine)."""
+    truth_codes: str | None = None
+    """--data activations with --truth: an (N, G) array of the known firing (nonzero where
+    direction g is active in row n; .npy, or tensor key "codes"); metrics.json then holds, per
+    latent, its best-F1 direction and the precision, recall and F1 of its firing there, on the
+    held-out rows."""
     firing: str = "constant"
     """--data features: constant (every feature fires with --feature-probability) or zipf
     (rates ∝ rank^-a with mean --feature-probability; toymodels.hierarchy)."""
@@ -104,6 +109,8 @@ class SAEData:
             raise ValueError("--activations only applies to --data activations")
         if self.truth is not None and not str(self.truth).strip():
             raise ValueError("--truth must name a file, got an empty string")
+        if self.truth_codes is not None and self.truth is None:
+            raise ValueError("--truth-codes needs --truth (the directions whose firing it records)")
         if self.truth is not None and self.data != "activations":
             raise ValueError(f"--truth only applies to --data activations (--data {self.data} knows its own directions, "
                              "or has none)")
@@ -170,7 +177,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     d = p.add_argument_group("data")
     configargs.add_arguments(d, SAEData, metavars={"feature_probability": "P", "tms_run": "DIR", "activations": "PATH",
-                                                   "truth": "PATH"})
+                                                   "truth": "PATH", "truth_codes": "PATH"})
     s = p.add_argument_group("sparse autoencoder")
     configargs.add_arguments(
         s, SAEConfig, flags=SAE_FLAGS, aliases=SAE_ALIASES, negate={"tied_init": "--untied-init"},
@@ -344,6 +351,11 @@ def run_sae(args: argparse.Namespace) -> int:
 
         truth = read_truth(data.truth, width=source.dim, flag="--truth",
                            width_from=f"the activations {data.activations} (shape ({summary['rows']}, {source.dim}))")
+    codes = None
+    if data.truth_codes is not None:
+        from ..workbench.truth import read_codes
+
+        codes = read_codes(data.truth_codes, rows=int(summary["rows"]), features=int(truth.shape[0]))
     dict_size = args.dict_size if args.dict_size is not None else 4 * source.dim
     if k is not None and not args.k and dict_size >= 1 and max(k) >= dict_size:  # SAEConfig names the field k
         raise ValueError(f"--k defaults to {DEFAULT_K}, which keeps all F = {dict_size} latents of --arch {arch} "
@@ -371,6 +383,12 @@ def run_sae(args: argparse.Namespace) -> int:
             s = latent_matches(model.decoder_directions(), truth[None])
             m.update(truth_file=str(Path(data.truth).resolve()), truth_shape=list(truth.shape),
                      truth_match=s["match"].tolist(), truth_cosine=s["best"].tolist())
+        if codes is not None:  # per-latent precision/recall/F1 of the firing, on the rows evaluate_sae scored
+            from ..workbench.truth import firing_against_codes
+
+            first = source.n_train if source.n_heldout else 0
+            rows = torch.arange(first, source.n_rows)  # the held-out rows (all rows with --holdout 0)
+            m.update(firing_against_codes(model, source._rows(rows), codes[first:]))
         if arch not in k_archs():  # a k-sparse SAE has no sparsity penalty: record none
             m["l1_coefficient"] = list(cfg.per_instance("l1_coefficient"))
         if k is not None:

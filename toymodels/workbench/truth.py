@@ -32,6 +32,43 @@ MMCS_TOLERANCE = 1e-4
 
 
 # ---------------------------------------------------------------------- reading
+def _load_2d(p: Path, key: str, flag: str) -> torch.Tensor:
+    """The tensor in ``p`` (.npy, or key ``key`` of a .safetensors/.pt file), on the CPU;
+    one ValueError line naming ``flag`` for anything unreadable."""
+    ext = p.suffix.lower()
+    if ext not in TRUTH_EXTENSIONS:
+        raise ValueError(f"{flag} {p}: unknown extension {ext or '(none)'!r}; use one of {', '.join(TRUTH_EXTENSIONS)}")
+    if not p.is_file():
+        raise ValueError(f"{flag} {p}: no such file")
+    try:
+        if ext == ".npy":
+            arr = np.load(p, allow_pickle=False)
+            if arr.dtype.kind not in "fiub":
+                raise ValueError(f"holds dtype {arr.dtype}, need real numbers")
+            if arr.dtype.kind == "b":  # kept bool: directions refuse it, firing codes take it
+                return torch.from_numpy(np.ascontiguousarray(arr))
+            return torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float64))
+        if ext == ".safetensors":
+            from safetensors.torch import load_file
+
+            tensors = load_file(str(p))
+            if key not in tensors:
+                raise ValueError(f"has no tensor named {key!r} (it holds {sorted(tensors)[:8]})")
+            return tensors[key]
+        obj = torch.load(p, map_location="cpu", weights_only=True)
+        if isinstance(obj, dict):
+            if key not in obj:
+                raise ValueError(f"holds a dict without key {key!r} (keys {sorted(map(str, obj))[:8]})")
+            obj = obj[key]
+        if not isinstance(obj, torch.Tensor):
+            raise ValueError(f"holds a {type(obj).__name__}, need a tensor or a dict with key {key!r}")
+        return obj
+    except ValueError as e:
+        raise ValueError(f"{flag} {p}: {' '.join(str(e).split())[:200]}") from None
+    except Exception as e:  # noqa: BLE001 - a damaged file of any of the three formats
+        raise ValueError(f"{flag} {p}: not a readable {ext} file ({' '.join(str(e).split())[:120]})") from None
+
+
 def read_truth(path: str | Path, width: int | None = None, *, flag: str = "--truth",
                width_from: str = "the activations") -> torch.Tensor:
     """The (G, D) array of known directions in ``path`` as float32 rows on the CPU.
@@ -41,37 +78,7 @@ def read_truth(path: str | Path, width: int | None = None, *, flag: str = "--tru
     a non-numeric dtype, a NaN or infinity, an all-zero row (a direction needs a norm), or,
     with ``width``, a width D other than ``width`` (``width_from`` names what sets it)."""
     p = Path(path)
-    ext = p.suffix.lower()
-    if ext not in TRUTH_EXTENSIONS:
-        raise ValueError(f"{flag} {p}: unknown extension {ext or '(none)'!r}; use one of {', '.join(TRUTH_EXTENSIONS)}")
-    if not p.is_file():
-        raise ValueError(f"{flag} {p}: no such file")
-    try:
-        if ext == ".npy":
-            arr = np.load(p, allow_pickle=False)
-            if arr.dtype.kind not in "fiu":
-                raise ValueError(f"holds dtype {arr.dtype}, need real numbers")
-            t = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float64))
-        elif ext == ".safetensors":
-            from safetensors.torch import load_file
-
-            tensors = load_file(str(p))
-            if TRUTH_KEY not in tensors:
-                raise ValueError(f"has no tensor named {TRUTH_KEY!r} (it holds {sorted(tensors)[:8]})")
-            t = tensors[TRUTH_KEY]
-        else:
-            obj = torch.load(p, map_location="cpu", weights_only=True)
-            if isinstance(obj, dict):
-                if TRUTH_KEY not in obj:
-                    raise ValueError(f"holds a dict without key {TRUTH_KEY!r} (keys {sorted(map(str, obj))[:8]})")
-                obj = obj[TRUTH_KEY]
-            if not isinstance(obj, torch.Tensor):
-                raise ValueError(f"holds a {type(obj).__name__}, need a tensor or a dict with key {TRUTH_KEY!r}")
-            t = obj
-    except ValueError as e:
-        raise ValueError(f"{flag} {p}: {' '.join(str(e).split())[:200]}") from None
-    except Exception as e:  # noqa: BLE001 - a damaged file of any of the three formats
-        raise ValueError(f"{flag} {p}: not a readable {ext} file ({' '.join(str(e).split())[:120]})") from None
+    t = _load_2d(p, TRUTH_KEY, flag)
     if t.dtype == torch.bool or t.is_complex():
         raise ValueError(f"{flag} {p}: holds dtype {t.dtype}, need real numbers")
     if t.ndim != 2 or t.shape[0] < 1 or t.shape[1] < 1:
@@ -87,6 +94,41 @@ def read_truth(path: str | Path, width: int | None = None, *, flag: str = "--tru
     if bool(zero.any()):
         raise ValueError(f"{flag} {p}: row {int(zero.nonzero()[0, 0])} is all zeros (a direction needs a nonzero norm)")
     return t64.to(torch.float32).contiguous()
+
+
+CODES_KEY = "codes"
+"""The tensor key of the known firing in a .pt/.safetensors ``--truth-codes`` file."""
+
+
+def read_codes(path: str | Path, rows: int, features: int, *, flag: str = "--truth-codes") -> torch.Tensor:
+    """The (N, G) known firing in ``path`` as a bool tensor (nonzero = feature g is active in
+    row n): one row per row of the activations file, one column per ``--truth`` direction.
+    One ValueError line naming ``flag`` for a shape other than (``rows``, ``features``) or a
+    NaN or infinity."""
+    p = Path(path)
+    t = _load_2d(p, CODES_KEY, flag)
+    if t.is_complex() or t.ndim != 2:
+        raise ValueError(f"{flag} {p}: must be a real (N, G) array, got {'complex' if t.is_complex() else tuple(t.shape)}")
+    if tuple(t.shape) != (rows, features):
+        raise ValueError(f"{flag} {p} has shape {tuple(t.shape)}; it must be ({rows}, {features}): one row per row "
+                         f"of the activations, one column per --truth direction")
+    if t.dtype != torch.bool and not bool(torch.isfinite(t.to(torch.float64)).all()):
+        raise ValueError(f"{flag} {p}: holds a NaN or an infinity")
+    return t != 0
+
+
+def firing_against_codes(sae: Any, x: torch.Tensor, codes: torch.Tensor, batch: int = 4096) -> dict[str, list]:
+    """Per latent (I, F), against the known firing ``codes`` (B, G) of the rows ``x`` (B, D):
+    the best-F1 feature (``truth_latent_match``) and the precision, recall and F1 there
+    (:func:`toymodels.measures.ground_truth.firing_scores`; NaN, written null, for a latent
+    that never fired)."""
+    from ..measures.ground_truth import firing_scores
+
+    with torch.no_grad():
+        fired = torch.cat([sae.encode(x[s:s + batch].to(sae.dtype)[None]) != 0 for s in range(0, len(x), batch)], 1)
+    sc = firing_scores(fired, codes[None].to(fired.device))
+    return {"truth_latent_match": sc["match"].tolist(), "truth_latent_precision": sc["latent_precision"].tolist(),
+            "truth_latent_recall": sc["latent_recall"].tolist(), "truth_latent_f1": sc["latent_f1"].tolist()}
 
 
 # ---------------------------------------------------------------------- scores
