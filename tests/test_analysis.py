@@ -70,8 +70,10 @@ def test_classify_geometry():
     W[1, 2] = 1.0  # dedicated
     W[2, 3], W[2, 4] = 1.0, 0.5  # two features in one direction: D = 0.8 / 0.2: "other"
     assert classify_geometry(W) == ["antipodal pair"] * 2 + ["dedicated", "other", "other", "not represented"]
-    with pytest.raises(ValueError, match="one"):
-        classify_geometry(torch.zeros(2, 3, 4))
+    batched = torch.stack([pent, torch.zeros(2, 5)])  # (I, M, N): one list of labels per instance (issue 22)
+    assert classify_geometry(batched) == [["pentagon"] * 5, ["not represented"] * 5]
+    with pytest.raises(ValueError, match="W must be"):
+        classify_geometry(torch.zeros(4))
 
 
 def test_analysis_returns_detached_tensors():
