@@ -85,8 +85,10 @@ def _run_all(names: list[str], args: argparse.Namespace, out: Path, jobs: int, t
             print(f"[{k}/{n}] {name}: running", flush=True)
             done(k, *timed_run(name, args.preset, out, args.device, threads))
         return
+    from toymodels.device import worker_processes
+
     ctx = __import__("multiprocessing").get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
+    with worker_processes(jobs), concurrent.futures.ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
         futures = [pool.submit(timed_run, name, args.preset, out, args.device, threads) for name in names]
         for k, fut in enumerate(concurrent.futures.as_completed(futures), 1):
             done(k, *fut.result())

@@ -59,3 +59,32 @@ def test_the_cli_records_the_threads_it_used(tmp_path):
     out2 = tmp_path / "run2"
     assert main(["tms", "--steps", "5", "--quiet", "--device", "cpu", "--threads", "2", "--out", str(out2)]) == 0
     assert json.loads((out2 / "metrics.json").read_text())["threads"] == 2
+
+
+def test_idle_cores_does_not_count_this_process_as_a_neighbour(monkeypatch):
+    """The bug: after a parallel region torch's worker threads spin for a while; idle_cores
+    counted that as another process's load, and ``--threads auto`` picked 1 thread of 2 on
+    a quiet machine (a 15 s run instead of 8 s, alternating from run to run)."""
+    import os
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(device, "usable_cores", lambda: 2)
+
+    def window(own_seconds: float) -> None:  # over the window: 10 of 20 ticks busy, one core of two
+        stat, own = iter([(100, 200), (110, 220)]), iter([5.0, 5.0 + own_seconds])
+        monkeypatch.setattr(device, "_cpu_times", lambda: next(stat))
+        monkeypatch.setattr(device, "_own_cpu_seconds", lambda: next(own))
+
+    window(0.1)  # ... all of it this process's own threads, over the 0.1 s window
+    assert device.idle_cores(0.1) >= 1.8
+    window(0.1)
+    assert device.choose_threads("auto", work=1e12) == 2
+    window(0.0)  # the same load from a neighbour: one core left
+    assert device.idle_cores(0.1) == pytest.approx(1.0)
+    window(0.0)
+    assert device.choose_threads("auto", work=1e12) == 1
+
+
+def test_one_tick_of_noise_does_not_cost_a_thread(monkeypatch):
+    monkeypatch.setattr(device, "idle_cores", lambda interval=0.1: 1.9)  # 19 of 20 ticks idle
+    assert device.choose_threads("auto", work=1e12) == 2

@@ -10,7 +10,9 @@ import torch
 
 import toymodels.train.loop as T
 from toymodels import SparseFeatures, TMSConfig, build_model
-from toymodels.train.datathread import BlockFeed, use_data_thread
+from toymodels import device
+from toymodels.train import datathread
+from toymodels.train.datathread import BlockFeed, spare_core, use_data_thread
 from toymodels.train import TrainConfig, train
 
 N, I, B = 5, 3, 256
@@ -136,6 +138,7 @@ def test_training_puts_the_thread_count_back(threads, n):
 
 
 def test_the_steps_get_one_thread_fewer(threads, monkeypatch):
+    monkeypatch.setenv(device.WORKERS_ENV, str(device.usable_cores()))  # a share of one core: none spare
     threads(3)
     m, s = _fresh()
     seen, real = [], m.loss_and_grad
@@ -148,6 +151,29 @@ def test_the_steps_get_one_thread_fewer(threads, monkeypatch):
     train(m, s, _cfg(steps=9, data_thread="on"))
     train(m, s, _cfg(steps=9, data_thread="off"))
     assert seen == [2] * 9 + [3] * 9
+
+
+def test_with_a_spare_core_the_steps_keep_their_threads(threads, monkeypatch):
+    """Toy-sized runs get one torch thread on a multi-core machine: the data thread takes a
+    core of its own and the steps keep their thread (and their bits)."""
+    monkeypatch.setattr(device, "usable_cores", lambda: 4)
+    monkeypatch.delenv(device.WORKERS_ENV, raising=False)
+    threads(1)
+    assert spare_core()
+    m, s = _fresh()
+    seen, real = [], m.loss_and_grad
+
+    def spy(x):
+        seen.append(torch.get_num_threads())
+        return real(x)
+
+    monkeypatch.setattr(m, "loss_and_grad", spy)
+    train(m, s, _cfg(steps=9, data_thread="on"))
+    assert seen == [1] * 9
+    assert use_data_thread("auto", CPU, n_blocks=5, block_elements=1 << 22, precision="fp32", compiled=False)
+    with device.worker_processes(4):  # one of four workers on 4 cores: its one core is taken
+        assert not spare_core()
+        assert not use_data_thread("auto", CPU, n_blocks=5, block_elements=1 << 22, precision="fp32", compiled=False)
 
 
 def test_starting_the_data_thread_keeps_the_process_thread_default():
@@ -171,7 +197,7 @@ CPU = torch.device("cpu")
 
 
 @pytest.mark.parametrize(
-    "mode, n_threads, device, n_blocks, elements, precision, compiled, expected",
+    "mode, n_threads, dev, n_blocks, elements, precision, compiled, expected",
     [
         ("auto", 2, CPU, 5, 1 << 22, "fp32", False, True),
         ("auto", 1, CPU, 5, 1 << 22, "fp32", False, False),  # no thread to spare
@@ -185,9 +211,11 @@ CPU = torch.device("cpu")
         ("off", 4, CPU, 5, 1 << 22, "fp32", False, False),
     ],
 )
-def test_when_the_data_thread_is_used(threads, mode, n_threads, device, n_blocks, elements, precision, compiled, expected):
+def test_when_the_data_thread_is_used(threads, monkeypatch, mode, n_threads, dev, n_blocks, elements, precision, compiled,
+                                     expected):
+    monkeypatch.setattr(datathread, "spare_core", lambda: False)  # no core beyond the torch threads
     threads(n_threads)
-    got = use_data_thread(mode, device, n_blocks=n_blocks, block_elements=elements, precision=precision, compiled=compiled)
+    got = use_data_thread(mode, dev, n_blocks=n_blocks, block_elements=elements, precision=precision, compiled=compiled)
     assert got is expected
 
 

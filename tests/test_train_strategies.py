@@ -148,6 +148,8 @@ def _instrumented(monkeypatch, clock: FakeTime, shared=False):
 @pytest.fixture
 def fake_clock(monkeypatch):
     monkeypatch.setattr(datathread, "MIN_BLOCK_ELEMENTS", 1)  # tiny blocks may use the thread
+    monkeypatch.setattr(datathread, "spare_core", lambda: False)  # cores = torch threads, on any machine
+    monkeypatch.setattr(feed_module, "spare_core", lambda: False)
 
     def use(draw: float, step: float, step_one: float | None = None) -> FakeTime:
         clock = FakeTime(draw, step, 2 * step if step_one is None else step_one)
@@ -200,6 +202,29 @@ def test_too_short_a_run_is_never_measured(two_threads, fake_clock, monkeypatch)
     m, s, seen = _instrumented(monkeypatch, feed_module._now)
     r = train(m, s, _cfg(steps=AUTO_MIN_BLOCKS - 1))
     assert seen == [2] * (AUTO_MIN_BLOCKS - 1) and r.metrics["data_thread"][0]["draw_ms"] is None
+
+
+def test_one_torch_thread_and_a_spare_core_turns_auto_on_with_the_off_runs_bits(fake_clock, monkeypatch):
+    """The toy-sized run on 2 cores (``--threads auto`` gives it one torch thread): the data
+    thread takes the other core, the steps keep their one thread, and the result is the
+    ``off`` run's, bit for bit."""
+    monkeypatch.setattr(datathread, "spare_core", lambda: True)
+    monkeypatch.setattr(feed_module, "spare_core", lambda: True)
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    runs = {}
+    try:
+        for mode in ("off", "auto"):
+            fake_clock(20.0, 10.0, 10.0)
+            m, s, seen = _instrumented(monkeypatch, feed_module._now)
+            r = train(m, s, _cfg(data_thread=mode))
+            runs[mode] = (m.W_IMN.detach().clone(), r.final_loss, s.get_state(), seen, r.metrics["data_thread_used"])
+    finally:
+        torch.set_num_threads(before)
+    (w0, l0, g0, t0, used0), (w1, l1, g1, t1, used1) = runs["off"], runs["auto"]
+    assert used0 is False and used1 is True
+    assert t0 == t1 == [1] * 30
+    assert torch.equal(w0, w1) and torch.equal(l0, l1) and torch.equal(g0, g1)
 
 
 def test_one_torch_thread_keeps_auto_off(fake_clock, monkeypatch):

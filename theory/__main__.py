@@ -325,8 +325,11 @@ def _records(registry: dict, ids: list[str], ctx: Context, args: argparse.Namesp
     import concurrent.futures
     import multiprocessing
 
+    from toymodels.device import worker_processes
+
     spawn = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(min(args.jobs, len(ids)), mp_context=spawn) as pool:
+    n = min(args.jobs, len(ids))
+    with worker_processes(n), concurrent.futures.ProcessPoolExecutor(n, mp_context=spawn) as pool:
         futures = [pool.submit(run_claim_in_worker, i, ctx.budget, ctx.seed, str(ctx.device), args.threads) for i in ids]
         for i, fut in zip(ids, futures):
             yield i, fut.result()

@@ -1,6 +1,9 @@
 """Choosing the device: ``auto`` picks CUDA when present, else the CPU."""
 from __future__ import annotations
 
+from contextlib import contextmanager
+from typing import Iterator
+
 import torch
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
@@ -79,6 +82,38 @@ def usable_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+
+WORKERS_ENV = "TOYMODELS_WORKER_PROCESSES"
+"""Set (by :func:`worker_processes`) while a pool of N worker processes shares the machine."""
+
+
+def core_share() -> int:
+    """The cores this process may count on: :func:`usable_cores`, divided among the worker
+    processes of a pool when it is one of them (:func:`worker_processes`), at least 1."""
+    import os
+
+    raw = os.environ.get(WORKERS_ENV, "").strip()
+    workers = int(raw) if raw.isdigit() and int(raw) > 0 else 1
+    return max(1, usable_cores() // workers)
+
+
+@contextmanager
+def worker_processes(n: int) -> Iterator[None]:
+    """While a pool of ``n`` worker processes is started and runs: each worker (spawned or
+    forked inside the block inherits the environment) counts on its share of the cores
+    (:func:`core_share`), e.g. before giving a data thread a core of its own."""
+    import os
+
+    old = os.environ.get(WORKERS_ENV)
+    os.environ[WORKERS_ENV] = str(max(1, int(n)))
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(WORKERS_ENV, None)
+        else:
+            os.environ[WORKERS_ENV] = old
+
 def _cpu_times() -> tuple[int, int] | None:
     try:
         with open("/proc/stat") as f:
@@ -92,20 +127,31 @@ def _cpu_times() -> tuple[int, int] | None:
     return idle, sum(vals[:8])
 
 
+IDLE_SLACK = 0.2
+"""Cores :func:`choose_threads` rounds up by: /proc/stat counts in ticks of 1/100 s, so over
+the 0.1 s window one tick is 0.1 core of noise, and 1.9 idle cores of 2 are both."""
+
+
 def idle_cores(interval: float = 0.1) -> float:
-    """How many cores are idle now: the idle share of /proc/stat over ``interval`` seconds
-    times the machine's core count (the 1-minute load average when /proc/stat is missing),
-    capped at :func:`usable_cores`."""
+    """How many cores are free for this process now: the machine's core count minus the
+    cores other processes kept busy over ``interval`` seconds (/proc/stat's busy share, less
+    this process's own CPU time in that window — its own idle worker threads, still spinning
+    after a parallel region, are not a neighbour; the 1-minute load average when /proc/stat
+    is missing), capped at :func:`usable_cores`."""
     import os
     import time
 
     total_cores = os.cpu_count() or 1
     a = _cpu_times()
     if a is not None:
+        own0, t0 = _own_cpu_seconds(), time.perf_counter()
         time.sleep(interval)
         b = _cpu_times()
+        own1, t1 = _own_cpu_seconds(), time.perf_counter()
         if b is not None and b[1] > a[1]:
-            idle = (b[0] - a[0]) / (b[1] - a[1]) * total_cores
+            busy = (1.0 - (b[0] - a[0]) / (b[1] - a[1])) * total_cores
+            own = (own1 - own0) / max(t1 - t0, 1e-9)
+            idle = total_cores - max(0.0, busy - own)
             return max(0.0, min(float(usable_cores()), idle))
     try:
         load = os.getloadavg()[0]
@@ -114,13 +160,21 @@ def idle_cores(interval: float = 0.1) -> float:
     return max(0.0, min(float(usable_cores()), total_cores - load))
 
 
+def _own_cpu_seconds() -> float:
+    """CPU seconds (user + system) this process has used, all its threads."""
+    import os
+
+    t = os.times()
+    return t.user + t.system
+
+
 def choose_threads(requested: str | int | None = "auto", *, work: float | None = None, jobs: int = 1) -> int:
     """The number of torch CPU threads to use.
 
     Rule: an explicit number wins. ``auto`` gives 1 thread when the work per step is small
     (``work`` multiply-adds < :data:`SMALL_WORK`, or ``work=None`` for callers whose models
     are all toy-sized: ``python -m theory``, ``python -m figures``); otherwise the idle cores
-    this process may use (:func:`idle_cores`, rounded down) shared among ``jobs`` worker
+    this process may use (:func:`idle_cores` plus :data:`IDLE_SLACK`, rounded down) shared among ``jobs`` worker
     processes, at least 1. ``OMP_NUM_THREADS`` set in the environment counts as explicit.
     """
     import os
@@ -133,7 +187,7 @@ def choose_threads(requested: str | int | None = "auto", *, work: float | None =
         return max(1, int(env) // max(1, jobs))
     if work is None or work < SMALL_WORK:
         return 1
-    return max(1, int(idle_cores()) // max(1, jobs))
+    return max(1, int(idle_cores() + IDLE_SLACK) // max(1, jobs))
 
 
 def set_threads(requested: str | int | None = "auto", *, work: float | None = None, jobs: int = 1) -> int:

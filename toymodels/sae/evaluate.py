@@ -32,6 +32,17 @@ def ground_truth_directions(source: Any) -> torch.Tensor | None:
     return None
 
 
+def _firing_counts(f: torch.Tensor) -> torch.Tensor:
+    """(I, F) how many of the batch's samples each latent fires on (f ≠ 0; a NaN code counts),
+    from codes f (I, B, F). A product with a row of ones: summing a bool tensor over the
+    batch costs about five times as much. Exact: the counts are integers below 2²⁴."""
+    on = (f != 0).to(f.dtype if f.dtype in (torch.float32, torch.float64) else torch.float32)
+    if f.shape[1] >= 1 << 24:
+        raise ValueError(f"a batch of {f.shape[1]} samples is too large to count firings exactly in float32")
+    ones = torch.ones(f.shape[0], 1, f.shape[1], dtype=on.dtype, device=f.device)
+    return torch.bmm(ones, on)[:, 0, :]
+
+
 @torch.no_grad()
 def evaluate_sae(
     sae: Any,
@@ -68,25 +79,24 @@ def evaluate_sae(
             raise ValueError(f"keep must be shaped (n_instances, dict_size) = ({n_i}, {n_f}), got {tuple(keep.shape)}")
     xs, x_hats = [], []
     fires = torch.zeros(n_i, n_f, device=sae.device_)
-    active = torch.zeros(n_i, device=sae.device_)
     seen = 0
     while seen < n_samples:
         b = min(batch_size, n_samples - seen)
         x = source.sample(b).to(sae.dtype)
-        f = sae.encode(x)
-        if keep is not None:
-            f = f * keep[:, None, :]
-        x_hats.append(sae.decode(f))
+        if keep is None:  # one pass (a k-sparse SAE decodes from its active latents only)
+            f, x_hat = sae.encode_decode(x)
+        else:
+            f = sae.encode(x) * keep[:, None, :]
+            x_hat = sae.decode(f)
+        x_hats.append(x_hat)
         xs.append(x)
-        nz = f != 0
-        fires += nz.sum(dim=1)
-        active += nz.sum(dim=(1, 2))
+        fires += _firing_counts(f)
         seen += b
     x, x_hat = torch.cat(xs, dim=1), torch.cat(x_hats, dim=1)
     freq = fires / seen
     hist = M.frequency_histogram(freq)
     out: dict[str, Any] = {
-        "l0": (active / seen).tolist(),
+        "l0": (fires.sum(dim=1) / seen).tolist(),  # Σ_j (firings of j) = Σ_b (latents on in b)
         "mse": M.mse(x, x_hat).tolist(),
         "fvu": M.fvu(x, x_hat).tolist(),
         "shrinkage": M.relative_reconstruction_bias(x, x_hat).tolist(),

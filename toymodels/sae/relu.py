@@ -59,7 +59,6 @@ class ReLUSAE(SAE):
             xc = x - b_dec[:, None, :]  # (I, B, D)
             n_i, n_f = self.n_instances, self.dict_size
             f = torch.baddbmm(b_enc[:, None, :], xc, W_enc, out=self._scratch("f", (n_i, bsz, n_f), xc)).relu_()
-            active = torch.gt(f, 0, out=self._scratch("active", (n_i, bsz, n_f), torch.empty(0, dtype=torch.bool, device=f.device)))
             r = torch.baddbmm(b_dec[:, None, :], f, W_dec).sub_(x)  # x̂ − x, (I, B, D)
             norms = W_dec.norm(dim=-1)  # (I, F)
             f_sum = f.sum(dim=1)  # (I, F)
@@ -71,11 +70,12 @@ class ReLUSAE(SAE):
             grad_W_dec = torch.bmm(f.transpose(1, 2), g)
             grad_W_dec.add_((lam_b * f_sum / norms.clamp_min(1e-12))[..., None] * W_dec)
             gamma = torch.baddbmm((lam_b * norms)[:, None, :], g, W_dec.transpose(1, 2), out=self._scratch("gamma", (n_i, bsz, n_f), g))
-            gamma.mul_(active)
+            # 1[f > 0] applied in place, one pass and no (I, B, F) mask (f ≥ 0 after the ReLU)
+            torch.ops.aten.threshold_backward.grad_input(gamma, f, 0.0, grad_input=gamma)
             grad_b_enc = gamma.sum(dim=1)
             W_enc.grad = torch.bmm(xc.transpose(1, 2), gamma)
             b_enc.grad = grad_b_enc
             b_dec.grad = g.sum(dim=1) - torch.bmm(W_enc, grad_b_enc[..., None])[..., 0]
             self._decoder_backward(grad_W_dec)
-            fired = active.any(dim=1)
+            fired = f_sum > 0  # some f_bj > 0, as f ≥ 0
         return loss, fired

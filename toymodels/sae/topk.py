@@ -160,8 +160,8 @@ class SparseCodeSAE(SAE):
             fired = pattern.sum_cols((v > 0).to(v.dtype)).view(n_i, n_f) > 0
         return loss, fired
 
-    def encode(self, x: torch.Tensor, *, train: bool = False) -> torch.Tensor:
-        x = self._check_input(x)
+    def _codes(self, x: torch.Tensor, train: bool) -> tuple[Pattern, torch.Tensor, torch.Tensor]:
+        """(pattern, its code values v (nnz,), the dense codes f (I, B, F)) of a checked batch."""
         with torch.no_grad():
             pre = self.pre_activations(x)
             pattern, vals0, weight = self._select(pre, train)
@@ -170,7 +170,21 @@ class SparseCodeSAE(SAE):
         f = torch.zeros(n_i * bsz * n_f, dtype=pre.dtype, device=pre.device)
         inst = pattern.cols // n_f
         f[pattern.rows * n_f + (pattern.cols - inst * n_f)] = v
-        return f.view(n_i, bsz, n_f)
+        return pattern, v, f.view(n_i, bsz, n_f)
+
+    def encode(self, x: torch.Tensor, *, train: bool = False) -> torch.Tensor:
+        return self._codes(self._check_input(x), train)[2]
+
+    def encode_decode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(codes f, reconstruction x̂) at inference, x̂ decoded from the nnz active latents
+        only (O(B·k·D), not the dense (B, F) × (F, D) product of :meth:`decode`)."""
+        x = self._check_input(x)
+        pattern, v, f = self._codes(x, False)
+        n_i, bsz, d, n_f = self.n_instances, x.shape[1], self.d_model, self.dict_size
+        with torch.no_grad():
+            Wd = self.W_dec.detach().reshape(n_i * n_f, d)
+            x_hat = pattern.gather_rows(v.detach(), Wd).view(n_i, bsz, d).add_(self.b_dec_ID[:, None, :])
+        return f, x_hat
 
 
 @register

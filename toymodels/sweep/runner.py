@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
+from ..device import worker_processes
 from .jobs import MAX_PACK, Job, plan_jobs, point_id, run_job
 
 BACKENDS = ("local", "ray")
@@ -224,6 +225,12 @@ def _local(jobs: Sequence[Job], out: Path, workers: int, device: str, on_start: 
             on_start(1)
             yield job, run_job(job.to_dict(), out, device)
         return
+    with worker_processes(workers):  # the workers (started on demand) count on their share of the cores
+        yield from _local_pool(jobs, out, workers, device, on_start, max_retries)
+
+
+def _local_pool(jobs: Sequence[Job], out: Path, workers: int, device: str, on_start: Callable[[int], None],
+                max_retries: int) -> Iterator[tuple[Job, list[dict[str, Any]]]]:
     todo = list(jobs)
     tries = 0
     while todo:

@@ -80,7 +80,7 @@ def use_data_thread(
 
     ``off``: never. ``on``: on the CPU whenever the run has two blocks or more (ValueError on
     another device, where kernels already run asynchronously). ``auto``: on the CPU with at
-    least two torch threads (one goes to the data), fp32 matmuls (the data thread does not
+    least two torch threads (one goes to the data) or a spare core (:func:`spare_core`), fp32 matmuls (the data thread does not
     inherit the bf16 autocast of the steps), no compiled step, two blocks or more and blocks
     of at least :data:`MIN_BLOCK_ELEMENTS` floats — where this allows it, ``auto`` then times
     the first blocks and turns the thread on only where that predicts a gain
@@ -91,18 +91,28 @@ def use_data_thread(
     if mode == "on":
         return True
     return (
-        torch.get_num_threads() >= 2
+        (torch.get_num_threads() >= 2 or spare_core())
         and precision == "fp32"
         and not compiled
         and block_elements >= MIN_BLOCK_ELEMENTS
     )
 
 
+def spare_core() -> bool:
+    """Whether a core is free for the data thread beside the steps' torch threads: this
+    process's share of the cores (:func:`toymodels.device.core_share`) exceeds them. Then
+    the steps keep all their threads (and their exact bits); else they give one up."""
+    from ..device import core_share
+
+    return core_share() > torch.get_num_threads()
+
+
 @contextmanager
 def step_threads(enabled: bool) -> Iterator[None]:
-    """While the data thread draws, the steps run on one torch thread fewer (at least one)."""
+    """While the data thread draws, the steps run on one torch thread fewer (at least one),
+    unless a core is spare for it (:func:`spare_core`)."""
     n = torch.get_num_threads()
-    if not enabled or n < 2:
+    if not enabled or n < 2 or spare_core():
         yield
         return
     torch.set_num_threads(n - 1)

@@ -6,7 +6,10 @@ A feed hands out blocks (:meth:`take`), knows the RNG state a checkpoint stores
 did (:meth:`record`: into checkpoints, so a resumed run continues with the same choice;
 :meth:`summary`: into metrics.json). The batches are the same whatever the feed.
 
-Why measure: the data thread takes one torch thread from the steps (they run on T − 1). For
+Why measure: the data thread takes one torch thread from the steps (they run on T − 1), or,
+where this process has a core beyond its T torch threads (:func:`~toymodels.train.datathread.
+spare_core`: e.g. the one thread ``--threads auto`` gives a toy-sized run on 2 cores), that
+core, the steps keeping all T (and their bits). For
 the dense toy-model intro workload (20 × 200 → 20, p = 1: 4M uniforms a step, ~16 ms, as long
 as the step) overlapping the draw with the steps is ~1.7× end to end; for an SAE (large
 matmuls, a cheap draw) it halved the step's speed for nothing. Sizes alone cannot tell the
@@ -38,7 +41,7 @@ from typing import Any
 
 import torch
 
-from .datathread import BlockFeed, step_threads
+from .datathread import BlockFeed, spare_core, step_threads
 
 AUTO_MEASURE_BLOCKS = 2
 """Blocks timed with all threads (after one warm-up block)."""
@@ -58,7 +61,8 @@ def auto_choice(
     draw_ms: float, step_ms: float, threads: int, probe: tuple[float, float] | None = None, margin: float = AUTO_MARGIN
 ) -> str:
     """What ``auto`` does next, from the time of a block's draw and of its steps, both inline
-    with all ``threads``: ``"off"``, ``"probe"`` (measure a block's draw on one thread and its
+    (``threads``: the threads the steps and a data thread may share, the torch threads plus a
+    spare core): ``"off"``, ``"probe"`` (measure a block's draw on one thread and its
     steps on T − 1) or, given that ``probe`` = (draw_ms, step_ms) on those threads, ``"on"``
     or ``"off"``.
 
@@ -88,6 +92,7 @@ class AutoFeed(BlockFeed):
                  record: dict[str, Any] | None = None) -> None:
         super().__init__(source, batch_size, k, steps, background=False)
         self.threads = torch.get_num_threads()
+        self.lanes = self.threads + (1 if spare_core() else 0)  # threads the steps and the draw may share
         n_blocks = -(-steps // k)
         rec = dict(record) if record and record.get("mode") == "auto" else {}
         self.first = int(rec.get("first", first))
@@ -96,7 +101,7 @@ class AutoFeed(BlockFeed):
         self.draw_ms: dict[int, float] = {int(j): float(v) for j, v in rec.get("draw_ms_by_block", {}).items()}
         self.step_ms: dict[int, float] = {int(j): float(v) for j, v in rec.get("step_ms_by_block", {}).items()}
         self.probe_block: int | None = rec.get("probe_block")
-        if self.from_block is None and (self.threads < 2 or n_blocks - self.first < AUTO_MIN_BLOCKS):
+        if self.from_block is None and (self.lanes < 2 or n_blocks - self.first < AUTO_MIN_BLOCKS):
             self.from_block, self.used = self.first, False  # too short (or no thread to spare): off, unmeasured
         self._open: tuple[int, float] | None = None  # (block, when its steps began) while timed
         self._fewer: Any = None  # the step_threads context while the steps run on T - 1
@@ -119,7 +124,7 @@ class AutoFeed(BlockFeed):
         probe = None
         if self.probe_block is not None and j > self.probe_block:
             probe = (self.draw_ms.get(self.probe_block, 0.0), self.step_ms.get(self.probe_block, 0.0))
-        choice = auto_choice(D / len(window), S / len(window), self.threads, probe)
+        choice = auto_choice(D / len(window), S / len(window), self.lanes, probe)
         if choice == "probe":  # (probe is None here: j is the probe block, or resumes into it)
             self.probe_block = j
             return "probe"
