@@ -8,24 +8,15 @@ import torch
 from safetensors.torch import load_file
 
 from toymodels.cli import main
-from toymodels.sae import SAEConfig, build_sae, export_saelens, from_saelens
+from toymodels.sae import export_saelens, from_saelens
 from toymodels.sae.saelens import EXPORTABLE, exact_log
 from toymodels.train.runs import save_weights, write_json
 
+from tests.sae._helpers import moved_sae
+
 
 def sae_of(arch: str, n: int = 2, trained: bool = True, seed: int = 0):
-    kw = dict(arch=arch, d_model=6, dict_size=12, n_instances=n, b_dec_init="zeros")
-    if arch in ("topk", "batchtopk", "matryoshka"):
-        kw["k"] = 2
-    sae = build_sae(SAEConfig(**kw), seed=seed)
-    if trained:
-        g = torch.Generator().manual_seed(seed + 1)
-        with torch.no_grad():
-            for _, p in sae.named_parameters():
-                p.add_(0.3 * torch.randn(p.shape, generator=g))
-            if hasattr(sae, "threshold_I"):
-                sae.threshold_I.copy_(torch.rand(n, generator=g) * 0.7 + 0.01)
-    return sae
+    return moved_sae(arch, n, seed, moved=trained)
 
 
 def run_folder(path, sae, steps: int = 5, metrics_steps: int | None = 5):

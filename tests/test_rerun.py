@@ -50,3 +50,17 @@ def test_the_cli_reruns_a_finished_best_of_run_as_a_no_op(tmp_path, capsys):
     assert "nothing trained" in capsys.readouterr().err
     again = json.loads((tmp_path / "t" / "metrics.json").read_text())
     assert again["loss"] == first["loss"] and again["chosen_instances"] == first["chosen_instances"]
+
+
+def test_a_rerun_reads_each_checkpoint_once(tmp_path, monkeypatch):
+    """The check that a run is finished read the checkpoints; the resume that follows used to
+    read them all again."""
+    import toymodels.train.loop as loop
+
+    out = tmp_path / "run"
+    _run(out)
+    reads, real = [], loop.load_checkpoint
+    monkeypatch.setattr(loop, "load_checkpoint", lambda path, *a, **k: reads.append(path) or real(path, *a, **k))
+    second, _ = _run(out)
+    assert second.reused
+    assert sorted(reads) == sorted(set(reads)) and len(reads) == len(list(out.glob("checkpoint*.pt")))

@@ -31,6 +31,8 @@ from toymodels.sae import SAEConfig, build_sae, export_saelens, from_saelens
 from toymodels.train import TrainConfig, train
 from toymodels.train.runs import save_weights, write_json
 
+from tests.sae._helpers import moved_sae
+
 ARCHS = ("relu", "topk", "batchtopk", "matryoshka", "jumprelu", "gated", "rescaled", "bound")
 
 
@@ -319,21 +321,9 @@ CHANGE_CASES: list[tuple[str, Callable[[Path], Any], Any]] = [
 
 # ---------------------------------------------------------------------- exports
 def trained(arch: str, n: int = 2, seed: int = 0, untrained: bool = False):
-    kw: dict[str, Any] = dict(arch=arch, d_model=6, dict_size=12, n_instances=n, b_dec_init="zeros")
-    if arch in ("topk", "batchtopk", "matryoshka"):
-        kw["k"] = 2
-    sae = build_sae(SAEConfig(**kw), seed=seed)
-    if untrained:
-        return sae
-    g = torch.Generator().manual_seed(seed + 1)
-    with torch.no_grad():
-        for _, p in sae.named_parameters():
-            p.add_(0.3 * torch.randn(p.shape, generator=g))
-        if hasattr(sae, "threshold_I"):
-            sae.threshold_I.copy_(torch.rand(n, generator=g) * 0.7 + 0.01)
-        if hasattr(sae, "log_threshold_IF"):
-            sae.log_threshold_IF.copy_(torch.randn(sae.log_threshold_IF.shape, generator=g) * 3)
-    return sae
+    """An SAE as training leaves it (:func:`tests.sae._helpers.moved_sae`, JumpReLU thresholds
+    spread too), or the untouched initialisation."""
+    return moved_sae(arch, n, seed, log_thresholds=True, moved=not untrained)
 
 
 def reexport_identical(arch: str, seed: int) -> Callable[[Path], Any]:

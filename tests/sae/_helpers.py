@@ -64,3 +64,25 @@ def assert_same_grads(a, b, rtol: float = 1e-10, atol: float = 1e-12) -> None:
 
 
 __all__ = ["assert_same_grads", "build_sae", "clear_grads", "data", "perturbed", "run_steps", "tiny", "twin"]
+
+
+def moved_sae(arch: str, n: int = 2, seed: int = 0, *, log_thresholds: bool = False, moved: bool = True):
+    """A D = 6, F = 12 SAE (k = 2 where the arch uses k, b_dec zero at init) whose parameters
+    moved off their initialisation as training would move them: every parameter + 0.3 · N(0, 1),
+    a BatchTopK threshold in (0.01, 0.71), and with ``log_thresholds`` JumpReLU log thresholds
+    3 · N(0, 1) (far from their shared initial value). ``moved=False``: the initialisation."""
+    kw = dict(arch=arch, d_model=6, dict_size=12, n_instances=n, b_dec_init="zeros")
+    if ARCHITECTURES[arch].uses_k:
+        kw["k"] = 2
+    sae = build_sae(SAEConfig(**kw), seed=seed)
+    if not moved:
+        return sae
+    g = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        for _, p in sae.named_parameters():
+            p.add_(0.3 * torch.randn(p.shape, generator=g))
+        if hasattr(sae, "threshold_I"):
+            sae.threshold_I.copy_(torch.rand(n, generator=g) * 0.7 + 0.01)
+        if log_thresholds and hasattr(sae, "log_threshold_IF"):
+            sae.log_threshold_IF.copy_(torch.randn(sae.log_threshold_IF.shape, generator=g) * 3)
+    return sae

@@ -288,7 +288,7 @@ def stability_verdict(cross_seed: np.ndarray, l0: np.ndarray, true_l0: float,
 def _check_seed_stability(ctx: Context) -> Result:
     model, p = claim_toy_model(ctx)
     lams = ctx.pick((0.6,), (0.3, 0.6), (0.2, 0.3, 0.45, 0.6, 1.0))
-    n_seeds, steps = ctx.pick((3, 1500), (3, 2500), (5, 10000))
+    n_seeds, steps = ctx.pick((3, 1500), (5, 2500), (5, 10000))  # 5 seeds: 10 pairs (3 seeds left the margin to noise)
     r = seed_stability(model, n_seeds=n_seeds, l1_coefficients=lams, feature_probability=p, steps=steps,
                        seed=ctx.seed, device=ctx.device)
     mean = r.cross_seed.mean(-1)  # (2, L)

@@ -313,10 +313,12 @@ def _dev_type(model: TrainableModel) -> str:
 
 
 def _resume_states(
-    out: Path, record: dict[str, Any], config: TrainConfig, n_inst: int, device: torch.device
+    out: Path, record: dict[str, Any], config: TrainConfig, n_inst: int, device: torch.device,
+    loaded: dict[Path, dict[str, Any]] | None = None,
 ) -> tuple[int, dict[int, dict[str, Any]]]:
     """Check the checkpoints of ``out`` against the new run's settings and return (the
-    chunking they were written with, {chunk index: checkpoint}). Raises RunFolderError,
+    chunking they were written with, {chunk index: checkpoint}); ``loaded``: checkpoints
+    already read, by path (a rerun of a finished run reads each file once). Raises RunFolderError,
     one line, for a missing or damaged checkpoint, changed settings, fewer steps than the
     checkpoint's, another device type, or checkpoints from two chunkings."""
     single = out / "checkpoint.pt"
@@ -327,8 +329,9 @@ def _resume_states(
         raise RunFolderError(f"{out}: holds both checkpoint.pt and {chunked[0].name} (files of two runs); start again with overwrite=True")
     states: dict[int, dict[str, Any]] = {}
     per_chunk = None
+    loaded = loaded or {}
     for path in [single] if single.exists() else chunked:
-        state = load_checkpoint(path, "cpu")
+        state = loaded[path] if path in loaded else load_checkpoint(path, "cpu")
         if "run" not in state or "chunk" not in state:
             raise RunFolderError(f"{path}: written by an older toymodels without its run settings; it cannot be resumed safely (start again with overwrite=True)")
         diff = settings_diff(state["run"], record)
@@ -412,10 +415,11 @@ def train(
     with lock_run_folder(out) if out is not None else nullcontext():
         if out is not None:
             if not resume and not overwrite:
-                reused = finished_run(out, record, config)
+                finished = _finished_run(out, record, config)
+                reused, loaded = finished if finished is not None else (None, None)
                 resume = reused is not None
             if resume:
-                per_chunk, states = _resume_states(out, record, config, n_inst, dev)
+                per_chunk, states = _resume_states(out, record, config, n_inst, dev, loaded if reused else None)
                 fit = _fit_instances(model, config.batch_size, _memory_budget(dev))
                 if per_chunk > fit:
                     raise ValueError(
@@ -451,19 +455,27 @@ def finished_run(out: Path, record: dict[str, Any], config: TrainConfig) -> dict
     then a resume with nothing left to train: it evaluates on the very data the first run
     evaluated on and leaves the source where the first run left it. Else None, and the usual
     rules apply (a different run is refused without ``overwrite``)."""
+    found = _finished_run(out, record, config)
+    return None if found is None else found[0]
+
+
+def _finished_run(
+    out: Path, record: dict[str, Any], config: TrainConfig
+) -> tuple[dict[str, Any], dict[Path, dict[str, Any]]] | None:
+    """:func:`finished_run`, with the checkpoints it read (by path)."""
     ckpts = sorted(out.glob("checkpoint*.pt"))
     if not (out / "metrics.json").is_file() or not ckpts:
         return None
     try:
         metrics = read_json(out / "metrics.json")
-        states = [load_checkpoint(c, "cpu") for c in ckpts]
+        states = {c: load_checkpoint(c, "cpu") for c in ckpts}
     except (RunFolderError, OSError, ValueError):
         return None
-    for state in states:
+    for state in states.values():
         run = state.get("run")
         if int(state["step"]) != config.steps or not isinstance(run, dict) or settings_diff(run, record, ignore=()):
             return None
-    return metrics if isinstance(metrics, dict) else None
+    return (metrics, states) if isinstance(metrics, dict) else None
 
 
 def _train_chunks(
