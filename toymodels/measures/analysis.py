@@ -82,25 +82,17 @@ def interference_groups(W: torch.Tensor, threshold: float = 0.1, norm_threshold:
     W = _weights(W)
     if W.ndim > 2:
         return [interference_groups(w, threshold, norm_threshold) for w in W]
-    norms = feature_norms(W)
+    from scipy.sparse.csgraph import connected_components
+
+    alive = (feature_norms(W) > norm_threshold).cpu().numpy()
     u = _unit_columns(W)
-    adj = ((u.T @ u).abs() > threshold).cpu()
-    alive = (norms > norm_threshold).cpu().tolist()
-    seen, groups = set(), []
-    for i in range(W.shape[1]):
-        if not alive[i] or i in seen:
-            continue
-        stack, comp = [i], []
-        seen.add(i)
-        while stack:
-            a = stack.pop()
-            comp.append(a)
-            for b in adj[a].nonzero().flatten().tolist():
-                if alive[b] and b not in seen:
-                    seen.add(b)
-                    stack.append(b)
-        groups.append(sorted(comp))
-    return groups
+    adj = ((u.T @ u).abs() > threshold).cpu().numpy() & alive[:, None] & alive[None, :]
+    _, label = connected_components(adj, directed=False)  # a dead feature is a component of its own
+    groups: dict[int, list[int]] = {}
+    for i in range(W.shape[1]):  # by smallest member, each group ascending
+        if alive[i]:
+            groups.setdefault(int(label[i]), []).append(i)
+    return list(groups.values())
 
 
 def classify_geometry(
