@@ -33,12 +33,20 @@ demo: $(STAMP)
 
 ## gallery: refresh the README's tracked gallery on purpose: the quick figures and the theory
 ## report (markdown, and JSON without wall-clock times) into gallery/, on the CPU, then the
-## README's generated verdict section from gallery/theory_report.json. Commit what it changes.
-.PHONY: gallery
+## README's generated sections from gallery/theory_report.json (verdicts) and, where it exists,
+## gallery/published_report.json (published results). Commit what it changes.
+.PHONY: gallery gallery-published
 gallery: $(STAMP)
 	$(PY) -m figures --preset quick --device cpu --jobs 2 --out gallery
 	$(PY) -m theory --device cpu --threads 1 --jobs $(JOBS) --no-timings --markdown gallery/theory_report.md --json gallery/theory_report.json
-	$(PY) -m theory --readme README.md --from gallery/theory_report.json
+	$(PY) -m theory --readme README.md
+
+## gallery-published: the published results (python -m theory --only published, long: SPD trainings)
+## into gallery/published_report.json/.md, then the README's "Published results" table from it.
+gallery-published: $(STAMP)
+	$(PY) -m theory --device cpu --threads 1 --jobs $(JOBS) --only published --no-timings \
+		--markdown gallery/published_report.md --json gallery/published_report.json
+	$(PY) -m theory --readme README.md
 
 ## test: the CI suite (hypothesis `ci` profile, slow simulations deselected)
 ## (`make test DEVICE=cuda` runs the device-aware tests on CUDA; any other DEVICE leaves the CPU)

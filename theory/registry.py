@@ -23,6 +23,11 @@ Statuses and the verdicts each allows (:data:`VERDICTS_BY_STATUS`):
 - ``refuted``: a counterexample is exhibited -> ``counterexample`` (it reproduces) | ``fails``
   (it no longer does)
 - ``question``: an open question the check measures and reports, with no claimed answer -> ``open``
+- ``published``: a published result (a paper's number) to reproduce -> ``reproduces`` | ``differs``.
+  Published claims run on request (:data:`ON_REQUEST_STATUSES`): the plain ``python -m theory``
+  lists them without running them; ``--only published`` (any ``--only`` prefix that matches them)
+  or ``--all`` runs them, and ``--budget paper`` runs them at the paper's own settings
+  (:meth:`Context.pick`'s ``paper``).
 
 A check that optimises or trains is registered with ``searches=True``. Its verdict must not follow
 the last bits of a float or a search that got stuck: :func:`run_claim` recomputes it on fresh
@@ -63,14 +68,22 @@ VERDICTS_BY_STATUS: dict[str, tuple[str, ...]] = {
     "conjecture": ("open", "counterexample", INCONCLUSIVE),
     "refuted": ("counterexample", "fails", INCONCLUSIVE),
     "question": ("open",),
+    "published": ("reproduces", "differs", INCONCLUSIVE),
 }
 STATUSES = tuple(VERDICTS_BY_STATUS)
-VERDICTS = ("holds", "fails", "open", "counterexample", INCONCLUSIVE)
+PUBLISHED_VERDICTS = ("reproduces", "differs")
+"""The verdicts of a ``published`` claim: the paper's number reproduces here, or it differs."""
+VERDICTS = ("holds", "fails", "open", "counterexample", *PUBLISHED_VERDICTS, INCONCLUSIVE)
+ON_REQUEST_STATUSES = ("published",)
+"""Statuses whose claims the plain ``python -m theory`` lists but does not run (they take long):
+``--all``, or an ``--only`` prefix that matches them, runs them."""
 STABILITY_SEED_OFFSET = 1_000_003
 """A searching check is rerun with ``seed + STABILITY_SEED_OFFSET`` to test its verdict."""
 MUST_HOLD = ("proven", "exact")
 """Statuses whose every verdict other than ``holds`` makes the report exit 1."""
-BUDGETS = ("tiny", "default", "thorough")
+BUDGETS = ("tiny", "default", "thorough", "paper")
+"""``paper``: a published claim's settings exactly as its paper has them (:meth:`Context.pick`);
+any other claim runs its ``thorough`` values there."""
 RECORD_KEYS = ("id", "status", "verdict", "predicted", "observed", "tolerance", "detail", "seconds", "budget_stable")
 """The keys of one record in ``python -m theory --json`` (a contract)."""
 ID_PATTERN = re.compile(r"^([a-z][a-z0-9_]*)\.([a-z][a-z0-9_]*)$")
@@ -81,6 +94,10 @@ NOT_TOPICS = ("registry", "__main__")
 """Modules directly under ``theory/`` that are infrastructure, not topics (so are ``_private`` ones)."""
 
 
+_NOT_GIVEN: Any = object()
+"""The default of :meth:`Context.pick`'s ``paper``: fall back to ``thorough``."""
+
+
 @dataclass(frozen=True)
 class Context:
     """Where and how hard a check runs."""
@@ -88,11 +105,15 @@ class Context:
     device: torch.device = torch.device("cpu")
     budget: str = "default"
     """tiny (unit tests, seconds), default (the report: the whole set under 5 minutes on
-    2 CPU cores), thorough (many more draws and longer simulations)."""
+    2 CPU cores), thorough (many more draws and longer simulations), paper (a published claim
+    at its paper's settings exactly; elsewhere the same as thorough)."""
     seed: int = 0
 
-    def pick(self, tiny: Any, default: Any, thorough: Any) -> Any:
-        """The value for this budget."""
+    def pick(self, tiny: Any, default: Any, thorough: Any, paper: Any = _NOT_GIVEN) -> Any:
+        """The value for this budget; at the ``paper`` budget ``paper``, or ``thorough`` when
+        ``paper`` is not given (an explicit ``paper=None`` is returned as None)."""
+        if self.budget == "paper":
+            return thorough if paper is _NOT_GIVEN else paper
         return {"tiny": tiny, "default": default, "thorough": thorough}[self.budget]
 
     def rng(self, *keys: object) -> np.random.Generator:
@@ -180,6 +201,13 @@ def claim(id: str, *, status: str, statement: str, source: str, searches: bool =
         return check
 
     return register
+
+
+def runs_on_request(c: Claim | Mapping[str, Any] | object) -> bool:
+    """Whether the plain ``python -m theory`` lists this claim without running it (its status is
+    in :data:`ON_REQUEST_STATUSES`): a :class:`Claim`, or a record with a ``status`` key."""
+    status = c.get("status") if isinstance(c, Mapping) else getattr(c, "status", None)
+    return status in ON_REQUEST_STATUSES
 
 
 def allowed_verdicts(status: str) -> tuple[str, ...]:
