@@ -14,6 +14,8 @@ from toymodels.research.spd import (
     TiedTarget,
     as_target,
     causal_importance,
+    faithfulness_warmup,
+    leaky_hard_mask,
     lower_leaky_hard_sigmoid,
     rank_one_cosine,
     train_spd,
@@ -98,8 +100,10 @@ def test_loss_terms_by_hand():
     h = x @ W[0].T
     y = torch.relu(h @ W[0] + tms.b_IN[0])
     lw, lt = gates("W", x), gates("W_T", h)
-    mw = lower_leaky_hard_sigmoid(lw, 0.01)
-    mt = lower_leaky_hard_sigmoid(lt, 0.01)
+    # the default masks squash with the plain hard sigmoid forward (sigmoid="leaky_hard", as the
+    # reference implementation; the leak only shapes the gradient below 0)
+    mw = lw.clamp(0, 1)
+    mt = lt.clamp(0, 1)
     mw, mt = mw + (1 - mw) * u[0, :, :3], mt + (1 - mt) * u[0, :, 3:]
     hm = ((x @ spd.V["W"][0].T) * mw) @ spd.U["W"][0]
     ym = torch.relu(((hm @ spd.V["W_T"][0].T) * mt) @ spd.U["W_T"][0] + tms.b_IN[0])
@@ -114,6 +118,93 @@ def test_loss_terms_by_hand():
     total = (cfg.faithfulness * faith + cfg.reconstruction * L["reconstruction"][0]
              + cfg.layerwise * L["layerwise"][0] + cfg.importance * imp)
     assert torch.allclose(spd.loss(torch.cat([x_in, u], -1))[0], total, atol=1e-6)
+
+
+def test_lower_leaky_masks_use_the_leaky_forward():
+    torch.manual_seed(0)
+    tms = _tms(4, 2)
+    x = torch.cat([torch.rand(1, 6, 4), torch.rand(1, 6, 6)], -1)
+    a = SPDModel(tms, SPDConfig(n_components=3, gate_hidden=2))
+    b = SPDModel(tms, SPDConfig(n_components=3, gate_hidden=2, sigmoid="lower_leaky"))
+    la = a.gate_logits("W", x[..., :4] @ a.V["W"].transpose(1, 2))
+    assert bool((la < 0).any())  # some gate is closed, where the two forms differ
+    assert torch.allclose(b.mask_squash(la), lower_leaky_hard_sigmoid(la, 0.01))
+    assert torch.equal(a.mask_squash(la), la.clamp(0, 1))
+    assert not torch.allclose(a.losses(x)["reconstruction"], b.losses(x)["reconstruction"])
+
+
+def test_leaky_hard_mask_gradient():
+    x = torch.tensor([-2.0, -2.0, 0.5, 3.0], requires_grad=True)
+    y = leaky_hard_mask(x, 0.01)
+    assert torch.equal(y.detach(), torch.tensor([0.0, 0.0, 0.5, 1.0]))
+    # upstream gradients -1 (raise x), +1 (lower x), 1, 1: below 0 only the raising one leaks
+    y.backward(torch.tensor([-1.0, 1.0, 1.0, 1.0]))
+    assert torch.allclose(x.grad, torch.tensor([-0.01, 0.0, 1.0, 0.0]))
+
+
+def test_new_config_fields_rejected_by_name():
+    for kw, name in (({"sigmoid": "tanh"}, "sigmoid"), ({"gate_init": "zeros"}, "gate_init"),
+                     ({"faithfulness_warmup_steps": -1}, "faithfulness_warmup_steps"),
+                     ({"faithfulness_warmup_steps": 2.5}, "faithfulness_warmup_steps"),
+                     ({"faithfulness_warmup_lr": 0.0}, "faithfulness_warmup_lr"),
+                     ({"faithfulness_warmup_weight_decay": -0.1}, "faithfulness_warmup_weight_decay"),
+                     ({"delta_component": 1}, "delta_component")):
+        with pytest.raises(ValueError, match=name):
+            SPDConfig(**kw)
+
+
+def test_gate_init_kaiming_starts_closed_legacy_half_open():
+    tms = _tms(5, 2)
+    k = SPDModel(tms, SPDConfig(n_components=4))
+    lg = SPDModel(tms, SPDConfig(n_components=4, gate_init="legacy"))
+    assert float(k.gate_b2["W"].detach().abs().max()) == 0.0 and float(k.gate_b1["W"].detach().abs().max()) == 0.0
+    assert torch.allclose(lg.gate_b2["W"], torch.full_like(lg.gate_b2["W"], 0.5))
+    # at zero inner activation the kaiming gates output exactly 0, the legacy ones about 1/2
+    z = torch.zeros(1, 3, 4)
+    assert float(k.gate_logits("W", z).detach().abs().max()) < 1e-6
+
+
+def test_faithfulness_warmup_fits_the_weights_and_zero_steps_is_a_no_op():
+    tms = _tms(5, 2)
+    spd = SPDModel(tms, SPDConfig(n_components=8))
+    before = spd.losses(torch.rand(1, 4, spd.input_dim))["faithfulness"].detach()
+    U0 = spd.U["W"].detach().clone()
+    assert torch.allclose(faithfulness_warmup(spd, 0), before) and torch.equal(spd.U["W"], U0)
+    after = faithfulness_warmup(spd, 200)
+    assert float(after[0]) < 0.05 * float(before[0])
+    assert all(p.grad is None for p in spd.parameters())
+
+
+def test_delta_component_adds_the_residual_under_its_own_mask():
+    tms = _pentagon_tms()
+    cfg = SPDConfig(n_components=5, gate_hidden=1, delta_component=True)
+    spd = SPDModel(tms, cfg)
+    assert spd.input_dim == 5 + 2 * 6
+    with torch.no_grad():
+        for p in spd.U.values():
+            p.zero_()  # Ŵ = 0: the delta is the whole target weight
+    x = torch.rand(1, 7, 5) * 0.9
+    u = torch.rand(1, 7, 12)
+    u[..., 5] = 1.0  # W's delta mask
+    u[..., 11] = 1.0  # W_T's delta mask
+    L = spd.losses(torch.cat([x, u], -1))
+    assert float(L["reconstruction"][0]) < 1e-10 and float(L["layerwise"][0]) < 1e-10
+    u[..., 5] = 0.0  # negative control: the residual masked out
+    assert float(spd.losses(torch.cat([x, u], -1))["reconstruction"][0]) > 1e-3
+
+
+def test_identity_target_is_the_same_function_with_three_matrices():
+    tms = _pentagon_tms()
+    t = TiedTarget(tms, identity=True)
+    assert tuple(t.spd_weights()) == ("W", "ID", "W_T")
+    x = torch.rand(1, 9, 5)
+    plain = TiedTarget(tms)
+    mm = lambda W: (lambda n, a: a @ W[n].transpose(1, 2))
+    assert torch.allclose(t.spd_forward(x, mm(t.spd_weights())), plain.spd_forward(x, mm(plain.spd_weights())))
+    assert SPDModel(t, SPDConfig(n_components=3)).names == ("W", "ID", "W_T")
+    assert t.subset([0]).identity
+    with pytest.raises(ValueError, match="identity"):
+        TiedTarget(tms, identity=1)
 
 
 def test_faithfulness_gradient_by_hand_matches_autograd():

@@ -12,9 +12,14 @@ the masked layer computes Σ_c m_c U_c (V_c·a). The loss, per instance:
 - layerwise reconstruction   L_SRL = mean over matrices of the same with one matrix masked
 - importance minimality      L_IM = Σ_matrices Σ_c mean_batch |g_c|^p
 
-L = β_F L_F + β_SR L_SR + β_SRL L_SRL + β_IM L_IM. As in the paper, the masks use the
-lower-leaky hard sigmoid (slope ``leak`` below 0, so a closed gate still gets a gradient) and
-the importance penalty the upper-leaky one (slope ``leak`` above 1).
+L = β_F L_F + β_SR L_SR + β_SRL L_SRL + β_IM L_IM. As in the reference implementation
+(``goodfire-ai/spd``, ``sigmoid_type: leaky_hard``), the masks use the hard sigmoid whose
+gradient leaks (slope ``leak``) below 0 only in the direction that opens a closed gate
+(:func:`leaky_hard_mask`; ``sigmoid="lower_leaky"`` is the earlier form with leak·x in the
+forward pass too) and the importance penalty the upper-leaky one (slope ``leak`` above 1). The
+gates start closed (``gate_init="kaiming"``), and :func:`train_spd` first fits Σ U Vᵀ to the
+weights alone (:func:`faithfulness_warmup`, 200 AdamW steps at 0.01, weight decay 0.1), as the
+reference does. ``delta_component=True`` adds the reference's masked residual W − Ŵ.
 
 The uniforms u come with the batch: :class:`MaskedSource` appends Σ C columns of U(0, 1) to
 every row of the target's source, so the masks live in the data stream (per-instance streams,
@@ -42,7 +47,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._validate import check_float, check_int, check_nonneg, check_positive, check_seed, check_tensor
+from .._validate import (check_bool, check_choice, check_float, check_int, check_nonneg, check_positive,
+                         check_seed, check_tensor)
 from ..data.features import UnitCube
 from ..device import derive_seed, make_generator
 from ..train.loop import TrainConfig, TrainResult, train
@@ -54,12 +60,16 @@ class TiedTarget(nn.Module):
     as an SPD target: x' = σ(Wᵀ ρ(W x) + b) with W (decomposed as "W", in = N) and Wᵀ
     (decomposed as "W_T", in = M) two matrices."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, *, identity: bool = False) -> None:
         super().__init__()
         if not hasattr(model, "W_IMN") or not hasattr(model, "b_IN"):
             raise ValueError(f"{type(model).__name__} is not a tied-weight toy model (needs W_IMN and b_IN)")
+        check_bool("identity", identity)
         self.model = model
         self.n_features = model.n_features
+        self.identity = identity
+        """An identity matrix "ID" (M × M) after the hidden layer, decomposed too (the paper's +ID
+        models): x' = σ(Wᵀ I ρ(W x) + b), the same function."""
 
     @property
     def n_instances(self) -> int:
@@ -71,20 +81,26 @@ class TiedTarget(nn.Module):
 
     def spd_weights(self) -> dict[str, torch.Tensor]:
         W = self.model.W_IMN
-        return {"W": W, "W_T": W.transpose(1, 2)}
+        if not self.identity:
+            return {"W": W, "W_T": W.transpose(1, 2)}
+        i, m = W.shape[0], W.shape[1]
+        eye = torch.eye(m, device=W.device, dtype=W.dtype).expand(i, m, m)
+        return {"W": W, "ID": eye, "W_T": W.transpose(1, 2)}
 
     def spd_forward(self, x: torch.Tensor, layer: Callable[[str, torch.Tensor], torch.Tensor]) -> torch.Tensor:
         h = layer("W", x)
         if self.model._hidden_relu:
             h = torch.relu(h)
+        if self.identity:
+            h = layer("ID", h)
         z = layer("W_T", h) + self.model.b_IN[:, None, :]
         return torch.relu(z) if self.model._relu else z
 
     def subset(self, index: Any) -> "TiedTarget":
-        return TiedTarget(self.model.subset(index))
+        return TiedTarget(self.model.subset(index), identity=self.identity)
 
     def spec(self) -> dict[str, Any]:
-        return self.model.spec()
+        return {**self.model.spec(), "spd_identity": True} if self.identity else self.model.spec()
 
 
 def as_target(model: nn.Module) -> nn.Module:
@@ -105,6 +121,12 @@ def _target_width(target: Any) -> int:
 
 
 # ====================================================================== config
+SIGMOIDS = ("leaky_hard", "lower_leaky")
+"""The masks' squashing choices (:attr:`SPDConfig.sigmoid`)."""
+GATE_INITS = ("kaiming", "legacy")
+"""The causal-importance MLPs' initialisations (:attr:`SPDConfig.gate_init`)."""
+
+
 @dataclass(frozen=True)
 class SPDConfig:
     """Settings of a stochastic parameter decomposition (Bushnaq, Braun & Sharkey 2025)."""
@@ -127,6 +149,26 @@ class SPDConfig:
     """Slope of the leaky hard sigmoids outside [0, 1], in [0, 1)."""
     seed: int = 0
     """Seed of the subcomponents' and gates' initialisation."""
+    sigmoid: str = "leaky_hard"
+    """Squashing of the masks' gates: ``leaky_hard`` (as the reference implementation: the mask
+    is the plain hard sigmoid clamp(x, 0, 1), and below 0 a gradient of slope ``leak`` flows only
+    where it would raise the logit) or ``lower_leaky`` (the mask itself is ``leak``·x below 0,
+    so it can go negative: this package's first form). The importance penalty always uses the
+    upper-leaky hard sigmoid."""
+    gate_init: str = "kaiming"
+    """Initialisation of the causal-importance MLPs: ``kaiming`` (as the reference: input weights
+    N(0, 2), output weights N(0, 1/H), biases 0, so gates start near 0) or ``legacy`` (input
+    weights N(0, 1), input biases N(0, 0.01), output bias 0.5, so gates start near 1/2)."""
+    faithfulness_warmup_steps: int = 200
+    """Steps of faithfulness-only training of U and V (AdamW) before the SPD loss, in
+    :func:`train_spd` (0: none)."""
+    faithfulness_warmup_lr: float = 0.01
+    """Learning rate of the faithfulness warm-up."""
+    faithfulness_warmup_weight_decay: float = 0.1
+    """AdamW weight decay of the faithfulness warm-up."""
+    delta_component: bool = False
+    """Add the residual W − Σ_c U_c V_cᵀ to every masked matrix, scaled by its own U(0, 1) mask
+    (the reference implementation's ``use_delta_component``; one more uniform per matrix)."""
 
     def __post_init__(self) -> None:
         check_int("n_components", self.n_components, 1)
@@ -136,6 +178,17 @@ class SPDConfig:
             check_nonneg(name, getattr(self, name))
         check_float("leak", self.leak, 0.0, 1.0, hi_open=True)
         check_seed("seed", self.seed)
+        check_choice("sigmoid", self.sigmoid, SIGMOIDS)
+        check_choice("gate_init", self.gate_init, GATE_INITS)
+        check_int("faithfulness_warmup_steps", self.faithfulness_warmup_steps, 0)
+        check_positive("faithfulness_warmup_lr", self.faithfulness_warmup_lr)
+        check_nonneg("faithfulness_warmup_weight_decay", self.faithfulness_warmup_weight_decay)
+        check_bool("delta_component", self.delta_component)
+
+    @property
+    def n_uniform_per_matrix(self) -> int:
+        """Uniforms per decomposed matrix in every batch row: C, plus 1 with the delta component."""
+        return self.n_components + int(self.delta_component)
 
 
 def _check_squash(x: Any, leak: Any) -> None:
@@ -154,6 +207,31 @@ def upper_leaky_hard_sigmoid(x: torch.Tensor, leak: float) -> torch.Tensor:
     """0 for x < 0, x on [0, 1], 1 + leak·(x − 1) above (the importance penalty's squashing)."""
     _check_squash(x, leak)
     return torch.where(x > 1, 1 + leak * (x - 1), x.clamp(min=0.0))
+
+
+class _LeakyHardMask(torch.autograd.Function):
+    """clamp(x, 0, 1) forward; backward the identity on (0, 1], and below 0 slope ``leak`` for
+    gradients that raise x (negative upstream gradient), zero otherwise."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, leak: float) -> torch.Tensor:  # type: ignore[override]
+        ctx.save_for_backward(x)
+        ctx.leak = leak
+        return x.clamp(0.0, 1.0)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
+        (x,) = ctx.saved_tensors
+        zero = torch.zeros_like(grad)
+        below = torch.where(grad < 0, ctx.leak * grad, zero)
+        return torch.where(x <= 0, below, torch.where(x <= 1, grad, zero)), None
+
+
+def leaky_hard_mask(x: torch.Tensor, leak: float) -> torch.Tensor:
+    """The reference implementation's mask squashing: the hard sigmoid clamp(x, 0, 1), whose
+    gradient below 0 is ``leak`` times the upstream gradient where that would raise x, else 0."""
+    _check_squash(x, leak)
+    return _LeakyHardMask.apply(x, float(leak))
 
 
 # ====================================================================== the source
@@ -226,12 +304,20 @@ class SPDModel(nn.Module):
             n_out, n_in = W.shape[1], W.shape[2]
             self.V[name] = nn.Parameter(torch.randn(i, c, n_in, generator=g, device=dev) / math.sqrt(n_in))
             self.U[name] = nn.Parameter(torch.randn(i, c, n_out, generator=g, device=dev) / math.sqrt(c))
-            self.gate_w1[name] = nn.Parameter(torch.randn(i, c, h, generator=g, device=dev))
-            self.gate_b1[name] = nn.Parameter(torch.randn(i, c, h, generator=g, device=dev) * 0.1)
+            if config.gate_init == "kaiming":  # Kaiming normal (ReLU gain) in, linear out, zero biases
+                w1 = torch.randn(i, c, h, generator=g, device=dev) * math.sqrt(2.0)
+                b1 = torch.zeros(i, c, h, device=dev)
+                b2 = torch.zeros(i, c, device=dev)
+            else:
+                w1 = torch.randn(i, c, h, generator=g, device=dev)
+                b1 = torch.randn(i, c, h, generator=g, device=dev) * 0.1
+                b2 = torch.ones(i, c, device=dev) * 0.5
+            self.gate_w1[name] = nn.Parameter(w1)
+            self.gate_b1[name] = nn.Parameter(b1)
             self.gate_w2[name] = nn.Parameter(torch.randn(i, c, h, generator=g, device=dev) / math.sqrt(h))
-            self.gate_b2[name] = nn.Parameter(torch.ones(i, c, device=dev) * 0.5)
+            self.gate_b2[name] = nn.Parameter(b2)
         self.target_dim = _target_width(target)
-        self.input_dim = self.target_dim + c * len(self.names)
+        self.input_dim = self.target_dim + config.n_uniform_per_matrix * len(self.names)
         self.activation_width = self.target_dim + c * len(self.names) * (4 + 3 * h)
 
     # ------------------------------------------------------------------ protocol
@@ -275,15 +361,22 @@ class SPDModel(nn.Module):
         return (hid * self.gate_w2[name][:, None]).sum(-1) + self.gate_b2[name][:, None]
 
     def split(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Batch rows -> (target input, {name: uniforms (I or 1, B, C)})."""
+        """Batch rows -> (target input, {name: uniforms (I or 1, B, C, or C + 1 with the delta
+        component, whose mask is the last)})."""
         if not isinstance(x, torch.Tensor) or x.ndim != 3 or x.shape[-1] != self.input_dim \
                 or x.shape[0] not in (1, self.n_instances) or x.shape[1] == 0:
             got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
             raise ValueError(f"x must be shaped (1 or n_instances = {self.n_instances}, batch >= 1, "
                              f"{self.input_dim} = target input {self.target_dim} + {len(self.names)} × C uniforms); "
                              f"got {got}")
-        c, d = self.n_components, self.target_dim
+        c, d = self.config.n_uniform_per_matrix, self.target_dim
         return x[..., :d], {n: x[..., d + k * c: d + (k + 1) * c] for k, n in enumerate(self.names)}
+
+    def mask_squash(self, logit: torch.Tensor) -> torch.Tensor:
+        """The masks' squashing of gate logits (:attr:`SPDConfig.sigmoid`)."""
+        if self.config.sigmoid == "leaky_hard":
+            return leaky_hard_mask(logit, self.config.leak)
+        return lower_leaky_hard_sigmoid(logit, self.config.leak)
 
     def losses(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Each loss term per instance (I,): faithfulness, reconstruction, layerwise, importance."""
@@ -308,11 +401,13 @@ class SPDModel(nn.Module):
         with torch.no_grad():
             y = self.target.spd_forward(inp, record)
         masks, imp = {}, 0.0
+        c = cfg.n_components
+        delta = {n: W[n] - W_hat[n] for n in self.names} if cfg.delta_component else {}
         for n in self.names:
             inner = torch.matmul(acts[n], self.V[n].transpose(1, 2))  # (I, B, C)
             logit = self.gate_logits(n, inner)
-            g_mask = lower_leaky_hard_sigmoid(logit, cfg.leak)
-            masks[n] = g_mask + (1 - g_mask) * u[n]
+            g_mask = self.mask_squash(logit)
+            masks[n] = g_mask + (1 - g_mask) * u[n][..., :c]
             g_imp = upper_leaky_hard_sigmoid(logit, cfg.leak)
             imp = imp + (g_imp.abs() + 1e-12).pow(cfg.p).sum(-1).mean(-1)
 
@@ -321,7 +416,10 @@ class SPDModel(nn.Module):
                 if only is not None and name != only:
                     return plain(name, a)
                 inner = torch.matmul(a, self.V[name].transpose(1, 2)) * masks[name]
-                return torch.matmul(inner, self.U[name])
+                out = torch.matmul(inner, self.U[name])
+                if cfg.delta_component:  # the residual W − Ŵ, under its own uniform mask
+                    out = out + u[name][..., c:] * torch.matmul(a, delta[name].transpose(1, 2))
+                return out
             return layer
 
         def mse(out: torch.Tensor) -> torch.Tensor:
@@ -400,6 +498,35 @@ def rank_one_cosine(U: torch.Tensor, V: torch.Tensor, u: torch.Tensor, v: torch.
     return (unit(U) @ unit(u).transpose(-1, -2)) * (unit(V) @ unit(v).transpose(-1, -2))
 
 
+def faithfulness_warmup(spd: SPDModel, steps: int | None = None) -> torch.Tensor:
+    """Fit Σ_c U_c V_cᵀ to the target's weights alone, before the SPD loss (as the reference
+    implementation does): ``steps`` (default ``config.faithfulness_warmup_steps``) AdamW steps
+    at ``faithfulness_warmup_lr`` with ``faithfulness_warmup_weight_decay`` on U and V only.
+    Returns the per-instance faithfulness loss (I,) after the warm-up."""
+    if not isinstance(spd, SPDModel):
+        raise ValueError(f"spd must be an SPDModel, got {type(spd).__name__}")
+    cfg = spd.config
+    steps = cfg.faithfulness_warmup_steps if steps is None else check_int("steps", steps, 0)
+    W = {n: w.detach() for n, w in spd.target.spd_weights().items()}
+    n_entries = sum(w[0].numel() for w in W.values())
+
+    def faith() -> torch.Tensor:
+        W_hat = spd.component_weights()
+        return sum((W[n] - W_hat[n]).square().flatten(1).sum(1) for n in spd.names) / n_entries
+
+    if steps > 0:
+        params = [*spd.U.values(), *spd.V.values()]
+        opt = torch.optim.AdamW(params, lr=cfg.faithfulness_warmup_lr, weight_decay=cfg.faithfulness_warmup_weight_decay)
+        for _ in range(steps):
+            opt.zero_grad(set_to_none=True)
+            faith().sum().backward()  # instances are independent: the sum's gradient is each one's
+            opt.step()
+        for p in params:
+            p.grad = None
+    with torch.no_grad():
+        return faith()
+
+
 @dataclass
 class SPDRun:
     """What :func:`train_spd` returns."""
@@ -412,8 +539,8 @@ class SPDRun:
 def train_spd(target: nn.Module, source: Any, config: SPDConfig, train_config: TrainConfig, *,
               mask_seed: int | None = None, out: Any = None) -> SPDRun:
     """Decompose ``target`` (trained, frozen) on batches of ``source`` (its own kind of data)
-    with :func:`toymodels.train.train`; uniforms for the masks from ``mask_seed`` (default
-    ``config.seed``)."""
+    with :func:`toymodels.train.train`, after :func:`faithfulness_warmup`; uniforms for the
+    masks from ``mask_seed`` (default ``config.seed``)."""
     if not isinstance(config, SPDConfig):
         raise ValueError(f"config must be an SPDConfig, got {type(config).__name__}")
     if not isinstance(train_config, TrainConfig):
@@ -428,6 +555,7 @@ def train_spd(target: nn.Module, source: Any, config: SPDConfig, train_config: T
     if int(source.dim) != _target_width(t):
         raise ValueError(f"source has dim {source.dim}; the target's input width is {_target_width(t)}")
     model = SPDModel(target, config)
+    faithfulness_warmup(model)
     src = MaskedSource(source, model.input_dim - model.target_dim,
                        seed=config.seed if mask_seed is None else mask_seed)
     result = train(model, src, train_config, out)
