@@ -26,7 +26,11 @@ class _LeanFusedStep:
     def step(self, closure=None):  # type: ignore[override]
         lists = getattr(self, "_lean", None)
         if closure is not None or lists is None or not self._lean_step(lists):
-            loss = super().step(closure)
+            parent = super().step
+            func = getattr(parent, "__func__", parent)
+            # Once any plain Adam exists, torch has wrapped Adam.step with its hook runner too:
+            # this step's own wrapper already ran the hooks, so call the parent unwrapped.
+            loss = func.__wrapped__(self, closure) if getattr(func, "hooked", False) else parent(closure)
             self._lean = self._collect()
             return loss
         return None
