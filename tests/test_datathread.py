@@ -137,9 +137,8 @@ def test_training_puts_the_thread_count_back(threads, n):
     assert torch.get_num_threads() == n
 
 
-def test_the_steps_get_one_thread_fewer(threads, monkeypatch):
-    monkeypatch.setenv(device.WORKERS_ENV, str(device.usable_cores()))  # a share of one core: none spare
-    threads(3)
+def _spied(monkeypatch):
+    """A fresh model and source; the list of torch thread counts its steps ran on."""
     m, s = _fresh()
     seen, real = [], m.loss_and_grad
 
@@ -148,6 +147,13 @@ def test_the_steps_get_one_thread_fewer(threads, monkeypatch):
         return real(x)
 
     monkeypatch.setattr(m, "loss_and_grad", spy)
+    return m, s, seen
+
+
+def test_the_steps_get_one_thread_fewer(threads, monkeypatch):
+    monkeypatch.setenv(device.WORKERS_ENV, str(device.usable_cores()))  # a share of one core: none spare
+    threads(3)
+    m, s, seen = _spied(monkeypatch)
     train(m, s, _cfg(steps=9, data_thread="on"))
     train(m, s, _cfg(steps=9, data_thread="off"))
     assert seen == [2] * 9 + [3] * 9
@@ -160,14 +166,7 @@ def test_with_a_spare_core_the_steps_keep_their_threads(threads, monkeypatch):
     monkeypatch.delenv(device.WORKERS_ENV, raising=False)
     threads(1)
     assert spare_core()
-    m, s = _fresh()
-    seen, real = [], m.loss_and_grad
-
-    def spy(x):
-        seen.append(torch.get_num_threads())
-        return real(x)
-
-    monkeypatch.setattr(m, "loss_and_grad", spy)
+    m, s, seen = _spied(monkeypatch)
     train(m, s, _cfg(steps=9, data_thread="on"))
     assert seen == [1] * 9
     assert use_data_thread("auto", CPU, n_blocks=5, block_elements=1 << 22, precision="fp32", compiled=False)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
+from torch.optim.optimizer import _global_optimizer_post_hooks, _global_optimizer_pre_hooks
 
 from ..protocols import AfterStep, BeforeStep, TrainableModel
 from .config import TrainConfig
@@ -40,8 +41,6 @@ class _LeanFusedStep:
         ``record_function`` and the hook loops, about as long as the fused kernel itself on a
         toy model); the wrapped :meth:`step` whenever a step hook is registered, on the first
         step (the state does not exist yet) and wherever the lean path does not apply."""
-        from torch.optim.optimizer import _global_optimizer_post_hooks, _global_optimizer_pre_hooks
-
         lists = getattr(self, "_lean", None)
         if (lists is None or self._optimizer_step_pre_hooks or self._optimizer_step_post_hooks
                 or _global_optimizer_pre_hooks or _global_optimizer_post_hooks or not self._lean_step(lists)):
