@@ -326,3 +326,54 @@ def test_run_folder_round_trip_and_exact_resume(tmp_path):
     src = MaskedSource(SparseFeatures(5, 0.2, seed=1), model.input_dim - model.target_dim, seed=cfg.seed)
     train(model, src, tr, tmp_path / "b", resume=True)
     assert torch.equal(model.V["W"], run.model.V["W"])
+
+
+def test_gate_mlp_matches_the_broadcast_expression_and_its_autograd():
+    """The fused causal-importance MLPs (hand-derived backward) against the plain broadcast
+    expression: values and every gradient, in float64."""
+    import torch.nn.functional as F
+
+    from toymodels.research.spd import gate_mlp
+
+    g = torch.Generator().manual_seed(0)
+    i, c, b, h = 2, 5, 9, 4
+    s = torch.randn(i, b, c, generator=g, dtype=torch.float64, requires_grad=True)
+    w1, b1, w2 = (torch.randn(i, c, h, generator=g, dtype=torch.float64, requires_grad=True) for _ in range(3))
+    b2 = torch.randn(i, c, generator=g, dtype=torch.float64, requires_grad=True)
+    ref = (F.gelu(s[..., None] * w1[:, None] + b1[:, None]) * w2[:, None]).sum(-1) + b2[:, None]
+    out = gate_mlp(s.transpose(1, 2), w1, b1, w2, b2).transpose(1, 2)
+    torch.testing.assert_close(out, ref, rtol=0, atol=1e-12)
+    up = torch.randn(ref.shape, generator=g, dtype=torch.float64)
+    for a, e in zip(torch.autograd.grad(out, [s, w1, b1, w2, b2], up), torch.autograd.grad(ref, [s, w1, b1, w2, b2], up)):
+        torch.testing.assert_close(a, e, rtol=0, atol=1e-12)
+
+
+def test_residual_mlp_folded_basis_gives_the_same_function_losses_and_gradients():
+    """The residual MLP's forward and SPD's losses, causal importances and gradients in the
+    folded feature basis (spd_folds) equal those through the D-wide residual stream."""
+    m = ResidualMLP(ResidualMLPConfig(8, 30, 4, n_instances=2), seed=1).double()
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(2, 6, 8, generator=g, dtype=torch.float64)
+    torch.testing.assert_close(m(x), m.spd_forward(x, m.plain_layer), rtol=0, atol=1e-12)
+    for delta in (False, True):
+        spd = SPDModel(m, SPDConfig(n_components=5, delta_component=delta)).double()
+        batch = torch.cat([x, torch.rand(2, 6, spd.input_dim - 8, generator=g, dtype=torch.float64)], -1)
+
+        def run():
+            spd.zero_grad(set_to_none=True)
+            L = spd.losses(batch)
+            sum(L.values()).sum().backward()
+            grads = {k: p.grad.clone() for k, p in spd.named_parameters() if p.requires_grad}
+            return L, grads, causal_importance(spd, x)
+
+        folded = run()
+        spd_folds = ResidualMLP.spd_folds
+        try:
+            del ResidualMLP.spd_folds  # the same model through the full residual stream
+            full = run()
+        finally:
+            ResidualMLP.spd_folds = spd_folds
+        for a, e in zip(folded, full):
+            assert a.keys() == e.keys()
+            for k in a:
+                torch.testing.assert_close(a[k], e[k], rtol=1e-9, atol=1e-12, msg=f"{k} (delta={delta})")

@@ -304,17 +304,21 @@ def _tms_claim(row: str, ctx: Context) -> Result:
         if merged:
             why.append(f"seed(s) {merged} kept fewer live W subcomponents than features: a feature carried by "
                        "subcomponents that also serve its neighbours (rank-1 pieces mixing two features), a local "
-                       "minimum of the SPD loss that twice the steps, four times the batch, lr 3e-3, C = 10, importance 1e-3, the old gate "
-                       "initialisation and the reference's delta-component path all kept on the seed that merged")
+                       "minimum of the SPD loss" + (
+                           " that twice the steps, four times the batch, lr 3e-3, C = 10, importance 1e-3, the old "
+                           "gate initialisation and the reference's delta-component path all kept on the 5-2 seed "
+                           "that merged" if n == 5 else ""))
         if unconv:
             why.append(f"seed(s) {unconv} had more live W subcomponents than features (not converged)")
         rest = [k for k in bad if k not in merged and k not in unconv]
         if rest:
             why.append(f"seed(s) {rest} had one live W subcomponent per feature but some feature's best-cosine "
                        "subcomponent far from its norm (ML2R): the same sharing, partly")
-        detail += (" Differs at this budget: " + "; ".join(why) + ". Code path followed: the reference's "
-                   "tms_5-2 config (leaky-hard sigmoid, C = 20, faithfulness warm-up 200 steps at 0.01, weight "
-                   "decay 0.1, importance 3e-3 p = 1, stochastic and layerwise reconstruction 1, Adam cosine)"
+        cfg_name = "tms_" + row.replace("_id", "-id").replace("_", "-", 1)
+        detail += (" Differs at this budget: " + "; ".join(why) + f". Code path followed: the reference's "
+                   f"{cfg_name} config (leaky-hard sigmoid, C = {PAPER_TMS[row]['C']}, faithfulness warm-up 200 "
+                   f"steps at 0.01, weight decay 0.1, importance {PAPER_TMS[row]['importance']:g} p = "
+                   f"{PAPER_TMS[row]['p']:g}, stochastic and layerwise reconstruction 1, Adam cosine)"
                    + ("" if s["steps"] < PAPER_TMS[row]["steps"] else "; at the paper's budget") + ".")
     return Result("reproduces" if ok else "differs", {"mmcs": p_mmcs, "ml2r": p_ml2r},
                   {"mmcs": round(mmcs, 4), "ml2r": round(ml2r, 4)},

@@ -475,12 +475,31 @@ class ResidualMLP(_Batched):
         r = r + layer("W_out", torch.relu(layer("W_in", r) + self.b_in_IM[:, None, :]))
         return torch.matmul(r, self.W_E_IND.transpose(1, 2))
 
+    def spd_folds(self) -> dict[str, tuple[torch.Tensor | None, torch.Tensor | None]]:
+        """The residual stream is r = x W_E and is read only through W_Eᵀ: W_in reads x W_E
+        and W_out's output is read through W_Eᵀ, so both fold into the N-wide feature basis
+        (:func:`toymodels.research.spd.folded_weight`)."""
+        E = self.W_E_IND
+        return {"W_in": (E, None), "W_out": (None, E.transpose(1, 2))}
+
+    def spd_forward_folded(self, x: torch.Tensor, layer: Layer) -> torch.Tensor:
+        """:meth:`spd_forward` in the feature basis: y' = x (W_E W_Eᵀ) + layer("W_out", ReLU(layer("W_in", x)
+        + b_in)) with the layers folded (W_in W_Eᵀ, W_E W_out): no D-wide tensor per sample."""
+        gram = torch.matmul(self.W_E_IND, self.W_E_IND.transpose(1, 2))  # (I, N, N)
+        h = torch.relu(layer("W_in", x) + self.b_in_IM[:, None, :])
+        return torch.matmul(x, gram) + layer("W_out", h)
+
     def plain_layer(self, name: str, a: torch.Tensor) -> torch.Tensor:
         return torch.matmul(a, self.spd_weights()[name].transpose(1, 2))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """y' (I, B, N) for features x (I or 1, B, N)."""
-        return self.spd_forward(self._check(x, self.n_features), self.plain_layer)
+        """y' (I, B, N) for features x (I or 1, B, N), computed in the feature basis
+        (:meth:`spd_forward_folded`: the same function as :meth:`spd_forward` up to float
+        rounding, about ten times cheaper at D = 1000, N = 100)."""
+        E = self.W_E_IND
+        eff = {"W_in": torch.matmul(self.W_in_IMD, E.transpose(1, 2)), "W_out": torch.matmul(E, self.W_out_IDM)}
+        return self.spd_forward_folded(self._check(x, self.n_features),
+                                       lambda name, a: torch.matmul(a, eff[name].transpose(1, 2)))
 
     def _loss(self, x: torch.Tensor) -> torch.Tensor:
         y = self.forward(x)
