@@ -270,13 +270,14 @@ def _settings(ctx: Context, row: str) -> dict[str, Any]:
     if row == "resid_mlp1":
         return {**paper, **ctx.pick(
             {"seeds": 1, "target_steps": 30, "target_batch_size": 256, "steps": 8, "batch_size": 64},
-            {"seeds": 1, "target_steps": 2000, "target_batch_size": 2048, "steps": 3000, "batch_size": 512},
+            {"seeds": 1, "target_steps": 10_000, "target_batch_size": 2048, "steps": 6000, "batch_size": 512,
+             "lr": 1e-2},
             {"seeds": 2, "target_steps": 10_000, "target_batch_size": 2048, "steps": 10_000, "batch_size": 2048})}
     small = TMS_ROWS[row]["n"] == 5
     return {**paper, **ctx.pick(
         {"seeds": 1, "target_steps": 50, "steps": 10, "batch_size": 64, "warmup_steps": 5},
-        {"seeds": 3 if row == "5_2" else 2 if small else 1, "target_steps": 10_000 if small else 3000, "steps": 3000 if small else 2000,
-         "batch_size": 1024 if small else 256, "lr": 1e-2},
+        {"seeds": 3 if row == "5_2" else 2, "target_steps": 10_000, "steps": 3000, "batch_size": 1024, "lr": 1e-2}
+        if small else {"seeds": 1, "target_steps": 3000, "steps": 12_000, "batch_size": 256, "lr": 5e-3},
         {"seeds": 3, "target_steps": 10_000, "steps": 20_000, "batch_size": 4096})}
 
 
