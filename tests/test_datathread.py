@@ -271,34 +271,3 @@ def test_an_sae_on_model_activations_trains_the_same_with_the_data_thread(thread
     (s0, l0, h0), (s1, l1, h1) = out["off"], out["on"]
     assert s0.keys() == s1.keys() and all(torch.equal(s0[k], s1[k]) for k in s0)
     assert torch.equal(l0, l1) and h0 == h1
-
-
-@pytest.mark.parametrize("max_instances", [None, 2])
-def test_evaluation_on_the_data_thread_gives_the_same_losses_and_stream(threads, max_instances):
-    """evaluate(background=True) draws each next batch on the data thread: the same batches
-    in the same order, so the same losses (bit for bit) and the same source state after."""
-    threads(2)
-    model, _ = _fresh()
-    out = {}
-    for bg in (False, True):
-        _, src = _fresh()
-        loss = T.evaluate(model, src, 1000, 96, max_instances, background=bg)
-        out[bg] = (loss, src.get_state(), src.sample(4))
-    assert torch.equal(out[False][0], out[True][0])
-    assert torch.equal(out[False][1], out[True][1]) and torch.equal(out[False][2], out[True][2])
-    assert torch.get_num_threads() == 2
-
-
-def test_training_that_used_the_data_thread_evaluates_on_it_too(monkeypatch):
-    seen = []
-    real = T.evaluate
-
-    def spy(*a, background=False, **k):
-        seen.append(background)
-        return real(*a, background=background, **k)
-
-    monkeypatch.setattr(T, "evaluate", spy)
-    for mode in ("on", "off"):
-        model, src = _fresh()
-        train(model, src, _cfg(steps=9, data_thread=mode))
-    assert seen == [True, False]

@@ -34,10 +34,10 @@ from __future__ import annotations
 
 import sys
 import time
-from contextlib import closing, contextmanager, nullcontext
+from contextlib import closing, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import torch
 from tqdm.auto import tqdm
@@ -58,7 +58,7 @@ from .accel.fused import use_fused_step
 from .accel.graphs import use_cuda_graph
 from .accel.precision import check_bf16, matmul_precision
 from .config import OPTIMIZERS, SCHEDULES, TrainConfig, train_record
-from .datathread import _draw, _executor, check_data_thread, step_threads
+from .datathread import check_data_thread
 from .divergence import (
     NONCONVERGENCE_FACTOR,
     TrainingDiverged,
@@ -137,14 +137,9 @@ def evaluate(
     n_samples: int,
     batch_size: int = EVAL_BATCH,
     max_instances: int | None = None,
-    background: bool = False,
 ) -> torch.Tensor:
     """Per-instance mean loss (I,) over ``n_samples`` fresh samples, drawn in batches of
     ``batch_size``: L_i = (1/n) Σ_batches b · loss_i(batch).
-
-    With ``background`` (the trainer passes it where training used the data thread) each next
-    batch is drawn on the data thread while the current one is evaluated: the same batches in
-    the same order, so the same losses and the same final state of the source.
 
     With ``max_instances`` < I the instances are evaluated that many at a time: the source
     is rewound for each group and draws the same batches, so every instance sees exactly
@@ -161,46 +156,17 @@ def evaluate(
         sub = model if len(groups) == 1 else model.subset(idx)
         if state0 is not None:
             source.set_state(state0)
-        sizes = [min(batch_size, n_samples - s) for s in range(0, n_samples, batch_size)]
-        total = None
-        with _eval_draws(source, sizes, background) as draws:
-            for b, x in zip(sizes, draws):
-                if len(groups) > 1 and x.shape[0] > 1:
-                    x = x[idx]
-                loss = sub.loss(x) * b
-                total = loss if total is None else total + loss
-        parts.append((total / n_samples).detach())
+        total, seen = None, 0
+        while seen < n_samples:
+            b = min(batch_size, n_samples - seen)
+            x = source.sample(b)
+            if len(groups) > 1 and x.shape[0] > 1:
+                x = x[idx]
+            loss = sub.loss(x) * b
+            total = loss if total is None else total + loss
+            seen += b
+        parts.append((total / seen).detach())
     return parts[0] if len(parts) == 1 else torch.cat(parts)
-
-
-@contextmanager
-def _eval_draws(source: StreamSource, sizes: list[int], background: bool) -> Iterator[Iterator[torch.Tensor]]:
-    """The evaluation batches of ``sizes``, drawn in order: inline, or each next one on the data
-    thread while the caller evaluates the current one (the steps then on one torch thread fewer
-    unless a core is spare, as in training). Leaving waits for a draw in flight."""
-    if not background or len(sizes) < 2:
-        yield (source.sample(b) for b in sizes)
-        return
-
-    pending: list[Any] = []
-
-    def draws() -> Iterator[torch.Tensor]:
-        nxt = _executor().submit(_draw, source, sizes[0])
-        for j in range(len(sizes)):
-            x = nxt.result()
-            if j + 1 < len(sizes):
-                nxt = _executor().submit(_draw, source, sizes[j + 1])
-                pending[:] = [nxt]
-            else:
-                pending.clear()
-            yield x
-
-    try:
-        with step_threads(True):
-            yield draws()
-    finally:
-        for fut in pending:
-            fut.exception()
 
 
 def prefetch_steps(source: StreamSource, config: TrainConfig) -> int:
@@ -563,8 +529,7 @@ def _train_chunks(
             initials.append(initial)
             seconds += secs
             # Evaluated chunk by chunk, right after training it, on the chunk's own stream.
-            losses.append(evaluate(sub_model, sub_source, config.eval_samples, *eval_sizes,
-                                   background=bool(fed.get("used"))).float().cpu())
+            losses.append(evaluate(sub_model, sub_source, config.eval_samples, *eval_sizes).float().cpu())
             if sub_model is not model:
                 model.load_instances(idx, sub_model)
                 del sub_model
