@@ -495,7 +495,7 @@ class ResidualMLP(_Batched):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """y' (I, B, N) for features x (I or 1, B, N), computed in the feature basis
         (:meth:`spd_forward_folded`: the same function as :meth:`spd_forward` up to float
-        rounding, about ten times cheaper at D = 1000, N = 100)."""
+        rounding; a training step about 20x cheaper at D = 1000, N = 100 on a 2-core CPU)."""
         E = self.W_E_IND
         eff = {"W_in": torch.matmul(self.W_in_IMD, E.transpose(1, 2)), "W_out": torch.matmul(E, self.W_out_IDM)}
         return self.spd_forward_folded(self._check(x, self.n_features),

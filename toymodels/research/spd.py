@@ -125,7 +125,7 @@ def folded_weight(W: torch.Tensor, fold: tuple[torch.Tensor | None, torch.Tensor
     (R_outᵀ U_c)(R_in V_c)ᵀ, its inner activation V_c·a = (R_in V_c)·a' is unchanged, and so are
     every loss and causal importance (up to float rounding); only faithfulness, which is about
     W itself, stays in the full basis. For the residual MLP (residual width 1000, 100 features)
-    this makes a step about ten times cheaper."""
+    this made an SPD step about 4-5x cheaper (measured on a 2-core CPU)."""
     r_in, r_out = fold
     if r_in is not None:
         W = torch.matmul(W, r_in.transpose(-1, -2))
