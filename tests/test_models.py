@@ -300,3 +300,56 @@ def test_several_threads_keep_the_batched_path():
     assert torch.allclose(loss1, loss2, rtol=1e-5, atol=1e-8)
     for p, q in zip(one.parameters(), two.parameters()):
         assert torch.allclose(p.grad, q.grad, rtol=1e-4, atol=1e-7)
+
+
+@given(n=st.integers(2, 40), m=st.integers(1, 8), n_inst=st.integers(1, 4), shared=st.booleans(),
+       bsz=st.integers(1, 700), seed=st.integers(0, 99))
+@pytest.mark.parametrize("kind", ["relu-output", "linear"])
+def test_evaluation_loss_in_pieces_equals_the_batched_expression(kind, n, m, n_inst, shared, bsz, seed):
+    """Without autograd a large CPU batch is evaluated instance by instance in pieces of rows
+    (here pieces of a few rows, so most draws cut the batch unevenly): the same loss as the
+    batched expression, to float rounding."""
+    from toymodels.models import ToyModel
+
+    m = min(m, n)
+    model = build_model(TMSConfig(n, m, n_inst, kind=kind, importance_decay=0.9), seed=seed)
+    model.chunk_elements = 1  # (this model only) every batch takes the piecewise path
+    model.eval_rows = 7 * n  # in pieces of 7 rows
+    with torch.no_grad():
+        model.b_IN.uniform_(-0.2, 0.2)
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(1 if shared else n_inst, bsz, n, generator=g)
+    x = x * (torch.rand(x.shape, generator=g) < 0.5)
+    with torch.no_grad():
+        pieces = model.loss(x)
+        batched = ToyModel.loss(model, x)
+    assert pieces.shape == (n_inst,) and pieces.dtype == torch.float32
+    torch.testing.assert_close(pieces, batched, rtol=2e-6, atol=1e-9)
+
+
+def test_evaluation_takes_the_piecewise_path_and_its_bits_do_not_depend_on_threads(monkeypatch):
+    """The final evaluation's batches (B·N >= chunk_elements, no autograd) go through
+    ``_loss_per_instance``; each instance is evaluated whole on one thread, so 1 and 3 torch
+    threads (3 lanes) give the same bits. With autograd the batched expression runs."""
+    from toymodels.data import SparseFeatures
+    from toymodels.models import ReLUOutput
+
+    model = build_model(TMSConfig(50, 6, 5), seed=1)
+    x = SparseFeatures(50, [1.0, 0.5, 0.2, 0.1, 0.05], 5, seed=2).sample(700)
+    calls = []
+    real = ReLUOutput._loss_per_instance
+    monkeypatch.setattr(ReLUOutput, "_loss_per_instance", lambda self, x: calls.append(1) or real(self, x))
+    out = {}
+    old = torch.get_num_threads()
+    try:
+        for t in (1, 3):
+            torch.set_num_threads(t)
+            with torch.no_grad():
+                out[t] = model.loss(x)
+    finally:
+        torch.set_num_threads(old)
+    assert calls == [1, 1]
+    assert torch.equal(out[1], out[3])
+    with_grad = model.loss(x)
+    assert with_grad.requires_grad and len(calls) == 2
+    torch.testing.assert_close(with_grad.detach(), out[1], rtol=2e-6, atol=0)

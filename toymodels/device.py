@@ -1,8 +1,11 @@
 """Choosing the device: ``auto`` picks CUDA when present, else the CPU."""
 from __future__ import annotations
 
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 
@@ -196,3 +199,83 @@ def set_threads(requested: str | int | None = "auto", *, work: float | None = No
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
     return n
+
+
+# ---------------------------------------------------------------------- instance lanes
+_lanes: "ThreadPoolExecutor | None" = None
+_lanes_lock = threading.Lock()
+
+
+def _one_torch_thread() -> None:
+    # A thread reads its torch (OpenMP) thread count from the process default the first
+    # time it asks: ask first, or that read would replace the 1 set here.
+    torch.get_num_threads()
+    torch.set_num_threads(1)
+
+
+def _lane_pool(n: int) -> "ThreadPoolExecutor":
+    """The process's lane threads (at least ``n``; each runs torch on one thread)."""
+    global _lanes
+    with _lanes_lock:
+        if _lanes is None or _lanes._max_workers < n:
+            if _lanes is not None:
+                _lanes.shutdown(wait=True)
+            main = torch.get_num_threads()  # fixes the calling thread's own setting first
+            pool = ThreadPoolExecutor(n, thread_name_prefix="toymodels-lane", initializer=_one_torch_thread)
+            barrier = threading.Barrier(n)  # start all n threads now (their initialisers included)
+            for f in [pool.submit(barrier.wait) for _ in range(n)]:
+                f.result()
+            # torch.set_num_threads in the initialiser also set the process default: put the
+            # caller's back, so only the lanes run with one thread.
+            torch.set_num_threads(main)
+            _lanes = pool
+        return _lanes
+
+
+def _forget_lanes() -> None:
+    # A forked child has the parent's record of the lane threads, not the threads.
+    global _lanes, _lanes_lock
+    _lanes, _lanes_lock = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_lanes)
+
+
+def lane_split(n_items: int, lanes: int) -> list[tuple[int, int]]:
+    """``range(n_items)`` cut into at most ``lanes`` contiguous, non-empty (start, stop) parts
+    of sizes differing by at most one."""
+    k = max(1, min(int(lanes), int(n_items)))
+    q, r = divmod(int(n_items), k)
+    bounds, s = [], 0
+    for j in range(k):
+        e = s + q + (1 if j < r else 0)
+        bounds.append((s, e))
+        s = e
+    return bounds
+
+
+def run_in_lanes(fn: Callable[[int, int, int], None], n_items: int, lanes: int | None = None) -> None:
+    """Call ``fn(lane, start, stop)`` for the parts of :func:`lane_split` (``n_items``,
+    ``lanes``; default: the calling thread's torch thread count), side by side, one thread
+    per part, each running torch on one thread (one part alone runs in the caller).
+
+    For work made of many small, independent pieces (a toy model's instances): torch's own
+    threads would open a parallel region per small kernel, and split each piece's reductions
+    differently per thread count; lanes run each piece whole on one thread, so its bits do
+    not depend on the number of lanes. ``fn`` must write disjoint outputs per part. The first
+    exception a part raises is raised here, after every part has finished."""
+    parts = lane_split(n_items, torch.get_num_threads() if lanes is None else lanes)
+    if len(parts) == 1:
+        fn(0, *parts[0])
+        return
+    pool = _lane_pool(len(parts))
+    futures = [pool.submit(fn, j, s, e) for j, (s, e) in enumerate(parts)]
+    errors = []
+    for f in futures:
+        try:
+            f.result()
+        except BaseException as e:  # noqa: BLE001 - re-raised below, once every part is done
+            errors.append(e)
+    if errors:
+        raise errors[0]

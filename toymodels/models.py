@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from ._validate import as_instance_tensor, check_choice, check_int, check_positive, check_seed, check_tensor_range
-from .device import make_generator, resolve_device
+from .device import make_generator, resolve_device, run_in_lanes
 
 MODEL_KINDS = ("relu-output", "linear", "hidden-relu", "computation")
 
@@ -278,6 +278,18 @@ class ReLUOutput(_TiedWeights):
         b.grad = gT.sum(dim=2)
         return loss
 
+    def loss(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-instance loss (I,). Without autograd on CPU, a batch of at least
+        :attr:`chunk_elements` entries per instance is evaluated instance by instance in lanes
+        through (rows, N) work buffers (:meth:`_loss_per_instance`: the final evaluation's
+        8192-sample batches no longer allocate four (I, B, N) tensors); equal to the batched
+        expression up to float rounding (test)."""
+        x = self.check_input(x)
+        if (not torch.is_grad_enabled() and x.device.type == "cpu" and x.shape[1] * x.shape[2] >= self.chunk_elements
+                and x.dtype == self.W_IMN.dtype):
+            return self._loss_per_instance(x)
+        return super().loss(x)
+
     def _work_buffers(self, bsz: int, like: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """(B, N) z, r, g and (M, B) hᵀ, (∂L/∂h)ᵀ work buffers, reused while the shape holds."""
         n, m = self.n_features, self.d_hidden
@@ -321,6 +333,44 @@ class ReLUOutput(_TiedWeights):
         self.W_IMN.grad = gW
         self.b_IN.grad = gb
         return loss.mul_(0.5)
+
+    eval_rows: ClassVar[int] = 1 << 18
+    """:meth:`_loss_per_instance` works through an instance's batch in pieces of about this
+    many entries (rows x N; at least one row): a piece's buffers stay in the core's cache."""
+
+    @torch.no_grad()
+    def _loss_per_instance(self, x_IBN: torch.Tensor) -> torch.Tensor:
+        """:meth:`loss` without autograd, one instance at a time in lanes, each instance's batch
+        in pieces of about :attr:`eval_rows` entries: z = σ(x Wᵀ W + b) into a reused buffer,
+        then (z − x)² ⊙ I summed per piece; the pieces' sums are added in float64 and divided by
+        B·N. Equal to the batched expression up to float rounding."""
+        W, b = self.W_IMN.detach(), self.b_IN.detach()
+        n_i, bsz, n = W.shape[0], x_IBN.shape[1], x_IBN.shape[2]
+        rows = max(1, min(bsz, self.eval_rows // max(1, n)))
+        imp = self.importance
+        totals = torch.zeros(n_i, dtype=torch.float64, device=W.device)
+        shared = x_IBN.shape[0] == 1
+
+        def lane(j: int, start: int, stop: int) -> None:
+            h = torch.empty(rows, W.shape[1], dtype=W.dtype, device=W.device)
+            z = torch.empty(rows, n, dtype=W.dtype, device=W.device)
+            for i in range(start, stop):
+                xi, Wi = x_IBN[0 if shared else i], W[i]
+                acc = 0.0
+                for r0 in range(0, bsz, rows):
+                    xr = xi[r0 : r0 + rows]
+                    k = xr.shape[0]
+                    hk, zk = h[:k], z[:k]
+                    torch.mm(xr, Wi.t(), out=hk)
+                    torch.addmm(b[i], hk, Wi, out=zk)
+                    if self._relu:
+                        zk.clamp_min_(0.0)
+                    zk.sub_(xr).square_().mul_(imp[i])
+                    acc += float(zk.sum(dtype=torch.float64))
+                totals[i] = acc
+
+        run_in_lanes(lane, n_i)
+        return totals.div_(bsz * n).to(W.dtype)
 
 
 class Linear(ReLUOutput):
