@@ -313,8 +313,7 @@ def test_evaluation_loss_in_pieces_equals_the_batched_expression(kind, n, m, n_i
 
     m = min(m, n)
     model = build_model(TMSConfig(n, m, n_inst, kind=kind, importance_decay=0.9), seed=seed)
-    model.chunk_elements = 1  # (this model only) every batch takes the piecewise path
-    model.eval_rows = 7 * n  # in pieces of 7 rows
+    model.eval_rows = 7 * n  # (this model only) pieces of 7 rows: most batches take the piecewise path
     with torch.no_grad():
         model.b_IN.uniform_(-0.2, 0.2)
     g = torch.Generator().manual_seed(seed)
@@ -328,13 +327,14 @@ def test_evaluation_loss_in_pieces_equals_the_batched_expression(kind, n, m, n_i
 
 
 def test_evaluation_takes_the_piecewise_path_and_its_bits_do_not_depend_on_threads(monkeypatch):
-    """The final evaluation's batches (B·N >= chunk_elements, no autograd) go through
-    ``_loss_per_instance``; each instance is evaluated whole on one thread, so 1 and 3 torch
-    threads (3 lanes) give the same bits. With autograd the batched expression runs."""
+    """Large evaluation batches (B·N > eval_rows, no autograd) go through ``_loss_per_instance``;
+    each instance is evaluated whole on one thread, so 1 and 3 torch threads (3 lanes) give the
+    same bits. With autograd, or a batch within one piece, the batched expression runs."""
     from toymodels.data import SparseFeatures
     from toymodels.models import ReLUOutput
 
     model = build_model(TMSConfig(50, 6, 5), seed=1)
+    model.eval_rows = 50 * 64  # (this model only) pieces of 64 rows
     x = SparseFeatures(50, [1.0, 0.5, 0.2, 0.1, 0.05], 5, seed=2).sample(700)
     calls = []
     real = ReLUOutput._loss_per_instance
@@ -353,3 +353,6 @@ def test_evaluation_takes_the_piecewise_path_and_its_bits_do_not_depend_on_threa
     with_grad = model.loss(x)
     assert with_grad.requires_grad and len(calls) == 2
     torch.testing.assert_close(with_grad.detach(), out[1], rtol=2e-6, atol=0)
+    with torch.no_grad():
+        model.loss(x[:, :64])  # one piece: batched
+    assert len(calls) == 2

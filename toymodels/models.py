@@ -279,13 +279,14 @@ class ReLUOutput(_TiedWeights):
         return loss
 
     def loss(self, x: torch.Tensor) -> torch.Tensor:
-        """Per-instance loss (I,). Without autograd on CPU, a batch of at least
-        :attr:`chunk_elements` entries per instance is evaluated instance by instance in lanes
-        through (rows, N) work buffers (:meth:`_loss_per_instance`: the final evaluation's
-        8192-sample batches no longer allocate four (I, B, N) tensors); equal to the batched
-        expression up to float rounding (test)."""
+        """Per-instance loss (I,). Without autograd on CPU, a batch of more than
+        :attr:`eval_rows` entries per instance is evaluated instance by instance in lanes,
+        in pieces of rows (:meth:`_loss_per_instance`: the final evaluation's 8192-sample
+        batches of 20 x 200 -> 20 no longer allocate four (I, B, N) tensors, 2x faster); equal to
+        the batched expression up to float rounding (test). Smaller batches, where the handover
+        to the lanes would cost more than the cache saves, take the batched expression."""
         x = self.check_input(x)
-        if (not torch.is_grad_enabled() and x.device.type == "cpu" and x.shape[1] * x.shape[2] >= self.chunk_elements
+        if (not torch.is_grad_enabled() and x.device.type == "cpu" and x.shape[1] * x.shape[2] > self.eval_rows
                 and x.dtype == self.W_IMN.dtype):
             return self._loss_per_instance(x)
         return super().loss(x)
