@@ -264,7 +264,8 @@ def run_in_lanes(fn: Callable[[int, int, int], None], n_items: int, lanes: int |
     threads would open a parallel region per small kernel, and split each piece's reductions
     differently per thread count; lanes run each piece whole on one thread, so its bits do
     not depend on the number of lanes. ``fn`` must write disjoint outputs per part. The first
-    exception a part raises is raised here, after every part has finished."""
+    exception a part raises is raised here, after every part has finished. Called inside a lane
+    (one torch thread) it runs in that lane, so nested calls cannot wait on the pool."""
     parts = lane_split(n_items, torch.get_num_threads() if lanes is None else lanes)
     if len(parts) == 1:
         fn(0, *parts[0])
