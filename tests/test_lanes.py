@@ -57,3 +57,28 @@ def test_a_failing_part_raises_after_every_part_finished():
     with pytest.raises(ValueError, match="part 0 failed"):
         run_in_lanes(part, 4, lanes=4)
     assert sorted(done) == [1, 2, 3]
+
+
+def _lanes_in_child(q):
+    out = []
+    run_in_lanes(lambda j, s, e: out.append((s, e)), 4, lanes=2)
+    q.put(sorted(out))
+
+
+def test_a_forked_child_starts_its_own_lanes():
+    """A forked child has the parent's record of the lane threads, not the threads: it must
+    start its own (submitting to the parent's would wait forever)."""
+    import multiprocessing as mp
+
+    run_in_lanes(lambda j, s, e: None, 2, lanes=2)  # the parent's lanes exist
+    ctx = mp.get_context("fork")
+    q = ctx.Queue()
+    p = ctx.Process(target=_lanes_in_child, args=(q,))
+    p.start()
+    try:
+        assert q.get(timeout=60) == [(0, 2), (2, 4)]
+    finally:
+        p.join(timeout=60)
+        if p.is_alive():
+            p.kill()
+    assert p.exitcode == 0

@@ -202,44 +202,54 @@ def set_threads(requested: str | int | None = "auto", *, work: float | None = No
 
 
 # ---------------------------------------------------------------------- instance lanes
-_lanes: "ThreadPoolExecutor | None" = None
-_lanes_lock = threading.Lock()
-
-
 def _one_torch_thread() -> None:
-    # A thread reads its torch (OpenMP) thread count from the process default the first
-    # time it asks: ask first, or that read would replace the 1 set here.
+    # A thread reads its torch (OpenMP) thread count from the process default the first time
+    # it asks: ask first, or that read would replace the 1 set here.
     torch.get_num_threads()
     torch.set_num_threads(1)
 
 
-def _lane_pool(n: int) -> "ThreadPoolExecutor":
-    """The process's lane threads (at least ``n``; each runs torch on one thread)."""
-    global _lanes
-    with _lanes_lock:
-        if _lanes is None or _lanes._max_workers < n:
-            if _lanes is not None:
-                _lanes.shutdown(wait=True)
-            main = torch.get_num_threads()  # fixes the calling thread's own setting first
-            pool = ThreadPoolExecutor(n, thread_name_prefix="toymodels-lane", initializer=_one_torch_thread)
-            barrier = threading.Barrier(n)  # start all n threads now (their initialisers included)
-            for f in [pool.submit(barrier.wait) for _ in range(n)]:
-                f.result()
-            # torch.set_num_threads in the initialiser also set the process default: put the
-            # caller's back, so only the lanes run with one thread.
-            torch.set_num_threads(main)
-            _lanes = pool
-        return _lanes
+def one_thread_pool(n: int, name: str) -> "ThreadPoolExecutor":
+    """A pool of ``n`` threads (named ``name``-i), started now, each running torch on one
+    thread; the caller keeps its own torch thread count."""
+    main = torch.get_num_threads()  # fixes the calling thread's own setting first
+    pool = ThreadPoolExecutor(n, thread_name_prefix=name, initializer=_one_torch_thread)
+    barrier = threading.Barrier(n)  # start all n threads now (their initialisers included)
+    for f in [pool.submit(barrier.wait) for _ in range(n)]:
+        f.result()
+    # torch.set_num_threads in the initialiser also set the process default that threads read
+    # when they first run parallel code: put the caller's back, so only the pool runs with one.
+    torch.set_num_threads(main)
+    return pool
 
 
-def _forget_lanes() -> None:
-    # A forked child has the parent's record of the lane threads, not the threads.
-    global _lanes, _lanes_lock
-    _lanes, _lanes_lock = None, threading.Lock()
+class SharedPool:
+    """A process-wide :func:`one_thread_pool`, started on first use, replaced by a larger one
+    when more threads are asked for, and forgotten in a forked child (which has the parent's
+    record of the threads, not the threads: submitting there would wait forever; the child
+    starts its own on first use)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._forget()
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=self._forget)
+
+    def _forget(self) -> None:
+        self._pool: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def get(self, n: int = 1) -> ThreadPoolExecutor:
+        """The pool, with at least ``n`` threads."""
+        with self._lock:
+            if self._pool is None or self._pool._max_workers < n:
+                if self._pool is not None:
+                    self._pool.shutdown(wait=True)
+                self._pool = one_thread_pool(n, self.name)
+            return self._pool
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_lanes)
+_LANES = SharedPool("toymodels-lane")
 
 
 def lane_split(n_items: int, lanes: int) -> list[tuple[int, int]]:
@@ -270,7 +280,7 @@ def run_in_lanes(fn: Callable[[int, int, int], None], n_items: int, lanes: int |
     if len(parts) == 1:
         fn(0, *parts[0])
         return
-    pool = _lane_pool(len(parts))
+    pool = _LANES.get(len(parts))
     futures = [pool.submit(fn, j, s, e) for j, (s, e) in enumerate(parts)]
     errors = []
     for f in futures:

@@ -16,13 +16,13 @@ step's arithmetic then follows that thread count exactly as it would with ``--th
 """
 from __future__ import annotations
 
-import os
-import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, Iterator
 
 import torch
+
+from ..device import SharedPool
 
 DATA_THREAD_MODES = ("auto", "on", "off")
 
@@ -30,41 +30,12 @@ MIN_BLOCK_ELEMENTS = 1 << 18
 """``auto`` uses the data thread for blocks of at least this many floats: below it the
 hand-over between threads (tens of microseconds) is a visible part of the step."""
 
-_worker: ThreadPoolExecutor | None = None
-_worker_lock = threading.Lock()
-
-
-def _one_thread() -> None:
-    # torch reads a thread's count from the process default the first time the thread asks:
-    # ask first, or that first read would replace the 1 set here with the default.
-    torch.get_num_threads()
-    torch.set_num_threads(1)
+_DATA_THREAD = SharedPool("toymodels-data")
 
 
 def _executor() -> ThreadPoolExecutor:
     """The one data thread of the process (started on first use, one torch thread)."""
-    global _worker
-    with _worker_lock:
-        if _worker is None:
-            main = torch.get_num_threads()  # fixes this thread's own OpenMP setting first
-            ex = ThreadPoolExecutor(1, thread_name_prefix="toymodels-data", initializer=_one_thread)
-            ex.submit(int).result()
-            # torch.set_num_threads also sets the process default that threads read when they first
-            # run parallel code; put it back, so only the data thread runs with one.
-            torch.set_num_threads(main)
-            _worker = ex
-        return _worker
-
-
-def _forget_worker() -> None:
-    # A forked child has no data thread, only the parent's record of one: submitting to it
-    # would wait forever. The child starts its own on first use.
-    global _worker, _worker_lock
-    _worker, _worker_lock = None, threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_worker)
+    return _DATA_THREAD.get(1)
 
 
 def check_data_thread(mode: str, device: torch.device) -> None:
