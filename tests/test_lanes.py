@@ -82,3 +82,12 @@ def test_a_forked_child_starts_its_own_lanes():
         if p.is_alive():
             p.kill()
     assert p.exitcode == 0
+
+
+@pytest.mark.parametrize("grad", [False, True])
+def test_each_lane_runs_in_the_callers_autograd_mode(grad):
+    """torch's grad mode is per thread: a lane must take the caller's, not its own default."""
+    seen = {}
+    with torch.set_grad_enabled(grad):
+        run_in_lanes(lambda j, s, e: seen.__setitem__(j, torch.is_grad_enabled()), 3, lanes=3)
+    assert seen == {0: grad, 1: grad, 2: grad}

@@ -356,3 +356,22 @@ def test_evaluation_takes_the_piecewise_path_and_its_bits_do_not_depend_on_threa
     with torch.no_grad():
         model.loss(x[:, :64])  # one piece: batched
     assert len(calls) == 2
+
+
+def test_evaluating_an_input_that_requires_grad_under_no_grad_works_with_several_threads():
+    """Under ``no_grad`` an input that requires grad is evaluated like any other: the lanes run
+    in the caller's autograd mode (on their own default they raised, out= products refusing
+    autograd), and 1 and 2 threads give the same bits."""
+    model = build_model(TMSConfig(50, 6, 3), seed=1)
+    model.eval_rows = 50 * 64  # (this model only) pieces of 64 rows
+    x = torch.rand(3, 300, 50, generator=torch.Generator().manual_seed(0)).requires_grad_()
+    out = {}
+    old = torch.get_num_threads()
+    try:
+        for t in (1, 2):
+            torch.set_num_threads(t)
+            with torch.no_grad():
+                out[t] = model.loss(x)
+    finally:
+        torch.set_num_threads(old)
+    assert torch.equal(out[1], out[2]) and not out[2].requires_grad

@@ -273,15 +273,23 @@ def run_in_lanes(fn: Callable[[int, int, int], None], n_items: int, lanes: int |
     For work made of many small, independent pieces (a toy model's instances): torch's own
     threads would open a parallel region per small kernel, and split each piece's reductions
     differently per thread count; lanes run each piece whole on one thread, so its bits do
-    not depend on the number of lanes. ``fn`` must write disjoint outputs per part. The first
-    exception a part raises is raised here, after every part has finished. Called inside a lane
-    (one torch thread) it runs in that lane, so nested calls cannot wait on the pool."""
+    not depend on the number of lanes. ``fn`` must write disjoint outputs per part. Each part
+    runs in the caller's autograd mode (torch's grad mode is per thread: a lane would otherwise
+    record gradients under a caller's ``no_grad``). The first exception a part raises is raised
+    here, after every part has finished. Called inside a lane (one torch thread) it runs in that
+    lane, so nested calls cannot wait on the pool."""
     parts = lane_split(n_items, torch.get_num_threads() if lanes is None else lanes)
     if len(parts) == 1:
         fn(0, *parts[0])
         return
+    grad = torch.is_grad_enabled()
+
+    def part(j: int, s: int, e: int) -> None:
+        with torch.set_grad_enabled(grad):
+            fn(j, s, e)
+
     pool = _LANES.get(len(parts))
-    futures = [pool.submit(fn, j, s, e) for j, (s, e) in enumerate(parts)]
+    futures = [pool.submit(part, j, s, e) for j, (s, e) in enumerate(parts)]
     errors = []
     for f in futures:
         try:
