@@ -91,3 +91,16 @@ def test_each_lane_runs_in_the_callers_autograd_mode(grad):
     with torch.set_grad_enabled(grad):
         run_in_lanes(lambda j, s, e: seen.__setitem__(j, torch.is_grad_enabled()), 3, lanes=3)
     assert seen == {0: grad, 1: grad, 2: grad}
+
+
+def test_a_pool_replaced_by_a_larger_one_still_takes_work():
+    """Growing a shared pool must not break a caller that got the smaller one a moment before
+    (lanes asked for by another thread): the old pool is left running, not shut down."""
+    from toymodels.device import SharedPool
+
+    shared = SharedPool("test-pool")
+    small = shared.get(1)
+    big = shared.get(3)
+    assert big is not small and shared.get(2) is big
+    assert small.submit(torch.get_num_threads).result() == 1
+    assert big.submit(torch.get_num_threads).result() == 1

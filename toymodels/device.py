@@ -227,7 +227,8 @@ class SharedPool:
     """A process-wide :func:`one_thread_pool`, started on first use, replaced by a larger one
     when more threads are asked for, and forgotten in a forked child (which has the parent's
     record of the threads, not the threads: submitting there would wait forever; the child
-    starts its own on first use)."""
+    starts its own on first use). A replaced pool is not shut down: a caller that got it
+    before may still be submitting to it; its threads end once nobody holds it."""
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -237,15 +238,14 @@ class SharedPool:
 
     def _forget(self) -> None:
         self._pool: ThreadPoolExecutor | None = None
+        self._size = 0
         self._lock = threading.Lock()
 
     def get(self, n: int = 1) -> ThreadPoolExecutor:
         """The pool, with at least ``n`` threads."""
         with self._lock:
-            if self._pool is None or self._pool._max_workers < n:
-                if self._pool is not None:
-                    self._pool.shutdown(wait=True)
-                self._pool = one_thread_pool(n, self.name)
+            if self._pool is None or self._size < n:
+                self._pool, self._size = one_thread_pool(n, self.name), n
             return self._pool
 
 
