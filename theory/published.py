@@ -408,8 +408,12 @@ def check_spd_resid_mlp1(ctx: Context) -> Result:
     s = _settings(ctx, "resid_mlp1")
     o = run_resid_mlp1(s, seed=ctx.seed, device=ctx.device)
     owned, live, corr = float(o.owned.mean()), float(o.w_out_live.mean()), float(o.corr.mean())
-    ok = owned >= 0.95 and 40 <= live <= 60 and corr >= 0.9
-    per_seed = [bool(a >= 0.95 and 40 <= b <= 60 and c >= 0.9) for a, b, c in zip(o.owned, o.w_out_live, o.corr)]
+
+    def reproduces(owned: float, live: float, corr: float) -> bool:
+        return bool(owned >= 0.95 and 40 <= live <= 60 and corr >= 0.9)
+
+    ok = reproduces(owned, live, corr)
+    per_seed = [reproduces(a, b, c) for a, b, c in zip(o.owned, o.w_out_live, o.corr)]
     detail = (f"{len(o.owned)} seed(s): owned {np.round(o.owned, 3).tolist()}, live W_in {o.w_in_live.tolist()}, "
               f"live W_out {o.w_out_live.tolist()}, neuron-contribution correlation {np.round(o.corr, 3).tolist()}. "
               f"SPD C = {s['C']}, {s['steps']} steps x batch {s['batch_size']} (paper 30 000 x 2048), Adam "
