@@ -326,6 +326,20 @@ def test_evaluation_loss_in_pieces_equals_the_batched_expression(kind, n, m, n_i
     torch.testing.assert_close(pieces, batched, rtol=2e-6, atol=1e-9)
 
 
+def _no_grad_losses_at_threads(model, x, counts):
+    """{t: model.loss(x) under no_grad with t torch threads} (the thread count restored)."""
+    out = {}
+    old = torch.get_num_threads()
+    try:
+        for t in counts:
+            torch.set_num_threads(t)
+            with torch.no_grad():
+                out[t] = model.loss(x)
+    finally:
+        torch.set_num_threads(old)
+    return out
+
+
 def test_evaluation_takes_the_piecewise_path_and_its_bits_do_not_depend_on_threads(monkeypatch):
     """Large evaluation batches (B·N > eval_rows, no autograd) go through ``_loss_per_instance``;
     each instance is evaluated whole on one thread, so 1 and 3 torch threads (3 lanes) give the
@@ -339,15 +353,7 @@ def test_evaluation_takes_the_piecewise_path_and_its_bits_do_not_depend_on_threa
     calls = []
     real = ReLUOutput._loss_per_instance
     monkeypatch.setattr(ReLUOutput, "_loss_per_instance", lambda self, x: calls.append(1) or real(self, x))
-    out = {}
-    old = torch.get_num_threads()
-    try:
-        for t in (1, 3):
-            torch.set_num_threads(t)
-            with torch.no_grad():
-                out[t] = model.loss(x)
-    finally:
-        torch.set_num_threads(old)
+    out = _no_grad_losses_at_threads(model, x, (1, 3))
     assert calls == [1, 1]
     assert torch.equal(out[1], out[3])
     with_grad = model.loss(x)
@@ -365,13 +371,5 @@ def test_evaluating_an_input_that_requires_grad_under_no_grad_works_with_several
     model = build_model(TMSConfig(50, 6, 3), seed=1)
     model.eval_rows = 50 * 64  # (this model only) pieces of 64 rows
     x = torch.rand(3, 300, 50, generator=torch.Generator().manual_seed(0)).requires_grad_()
-    out = {}
-    old = torch.get_num_threads()
-    try:
-        for t in (1, 2):
-            torch.set_num_threads(t)
-            with torch.no_grad():
-                out[t] = model.loss(x)
-    finally:
-        torch.set_num_threads(old)
+    out = _no_grad_losses_at_threads(model, x, (1, 2))
     assert torch.equal(out[1], out[2]) and not out[2].requires_grad
